@@ -1,0 +1,38 @@
+# Blendset: `make demo` runs the main job, `make test` runs the tests. Both set everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCALE ?= small
+BLENDER_CACHE ?= $(HOME)/.cache/blendset
+
+.PHONY: setup demo test lint addon blender clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Blendset needs CPython 3.11 (bpy 4.5 wheels exist only for it)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[blender,ray,data,dev]"
+	touch $(STAMP)
+
+# A real Blender binary (5.2 LTS) in a debootstrap chroot, cached in $(BLENDER_CACHE); optional for `make test`.
+blender:
+	bash scripts/provision_blender.sh
+
+demo: setup
+	$(VENV)/bin/blendset demo --scale $(SCALE) --out runs/demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+addon: setup
+	$(PY) scripts/build_addon.py --out dist
+
+clean:
+	rm -rf dist build runs .pytest_cache

@@ -1,0 +1,1 @@
+"""One module per `blendset` subcommand. Each parses options and delegates to library code."""

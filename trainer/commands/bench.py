@@ -1,0 +1,16 @@
+"""`blendset bench digits|variability`: the real-data protocols behind Blendset's claims."""
+
+import click
+
+from trainer.lazy import LazyGroup
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands={
+        "digits": "trainer.commands.bench_digits:digits",
+        "variability": "trainer.commands.bench_variability:variability",
+    },
+)
+def bench() -> None:
+    """Run a benchmark protocol end to end and write its table and plots."""
