@@ -1,0 +1,1 @@
+"""Blendset add-on (placeholder until the UI lands): importing this package does no work."""
