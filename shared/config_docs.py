@@ -162,7 +162,7 @@ UNIT_LABELS = {
 def _key(path: str) -> str:
     """Strip list indices and map a mixture component's sections onto the base sections."""
     parts = [p.split("[", 1)[0] for p in path.split(".")]
-    if len(parts) >= 3 and parts[0] == "mixture" and parts[1] in SECTION_NAMES:
+    if len(parts) >= 2 and parts[0] == "mixture" and parts[1] in SECTION_NAMES:
         parts = parts[1:]
     return ".".join(parts)
 
