@@ -47,6 +47,11 @@ def _fs(url: str):
     return fs, root.rstrip("/")
 
 
+def _is_temp(name: str) -> bool:
+    """Temp names of atomic writers here (``.tmp-PID-name``, ``name.PID.tmp``) and write probes."""
+    return name.startswith((".tmp", ".write-test-")) or name.endswith(".tmp") or ".tmp." in name
+
+
 def _local_files(local_dir: str) -> dict[str, int]:
     """Relative POSIX path -> size of every regular file under ``local_dir``, marker excluded."""
     files: dict[str, int] = {}
@@ -54,7 +59,7 @@ def _local_files(local_dir: str) -> dict[str, int]:
         for name in filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, local_dir).replace(os.sep, "/")
-            if rel == MARKER or name.endswith(".tmp") or ".tmp." in name:
+            if rel == MARKER or _is_temp(name):
                 continue  # in-flight temp files of an atomic writer are not part of the dataset
             files[rel] = os.path.getsize(full)
     return dict(sorted(files.items()))
