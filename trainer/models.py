@@ -1,0 +1,210 @@
+"""torchvision models by name, with weights that never come from the network.
+
+``weights`` is ``none`` (random init), ``imagenet`` (a pretrained backbone/classifier), ``coco`` (a detector
+trained on COCO, heads replaced for our classes) or a file path (a state_dict or a Blendset checkpoint).
+Named weights are read from torchvision's cache (``$TORCH_HOME/hub/checkpoints``, default
+``~/.cache/torch/hub/checkpoints``). When the file is not there we stop with ``WeightsError`` saying which file to
+fetch and where to put it: this machine has no network, and a download must never hang or land in the repo.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+
+import torch
+from torch import nn
+
+DETECTION_MODELS = (
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "maskrcnn_resnet50_fpn",
+    "maskrcnn_resnet50_fpn_v2",
+    "retinanet_resnet50_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn",
+)
+CLASSIFICATION_MODELS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg16",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+)
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be provided offline, or a weights file that does not fit the model."""
+
+
+def is_mask_model(name: str) -> bool:
+    return name.startswith("maskrcnn")
+
+
+def cached_weights_file(weights) -> str:
+    """Path of a torchvision weights enum in the local cache, or WeightsError explaining how to get it there."""
+    filename = os.path.basename(weights.url)
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    if not os.path.isfile(path):
+        raise WeightsError(
+            f"{weights} is not in torchvision's cache and this machine is offline.\n"
+            f"Download {weights.url} on a connected machine and copy it to {path} "
+            "(or set TORCH_HOME to a folder holding hub/checkpoints/" + filename + "), "
+            "or pass --weights /path/to/file.pth, or --weights none to start from random weights."
+        )
+    return path
+
+
+def _enum(builder, param: str):
+    import inspect
+
+    annotation = inspect.signature(builder).parameters[param].annotation
+    for arg in typing.get_args(annotation) or (annotation,):
+        if isinstance(arg, type) and hasattr(arg, "DEFAULT"):
+            return arg
+    raise WeightsError(f"{builder.__name__} has no {param} enum")  # pragma: no cover - torchvision change
+
+
+def get_detection_model(name: str, num_classes: int, weights: str = "none",
+                        trainable_backbone_layers: int | None = None, freeze_backbone: bool = False,
+                        min_size: int = 800, max_size: int = 1333) -> nn.Module:
+    """A torchvision detector for ``num_classes`` object classes (background is added here)."""
+    from torchvision.models import get_model, get_model_builder, get_model_weights
+
+    if name not in DETECTION_MODELS:
+        raise ValueError(f"unknown detection model {name!r}; choose from {', '.join(DETECTION_MODELS)}")
+    builder = get_model_builder(name)
+    kwargs = {"min_size": min_size, "max_size": max_size}
+    if name.endswith("320_fpn") and (min_size, max_size) == (800, 1333):
+        kwargs = {}  # the 320 model has its own low-resolution defaults
+    if weights == "coco":
+        enum = get_model_weights(name).DEFAULT
+        cached_weights_file(enum)
+        model = get_model(name, weights=enum, trainable_backbone_layers=trainable_backbone_layers, **kwargs)
+        replace_detection_head(model, num_classes + 1)
+    elif weights == "imagenet":
+        enum = _enum(builder, "weights_backbone").DEFAULT
+        cached_weights_file(enum)
+        model = get_model(name, weights=None, weights_backbone=enum, num_classes=num_classes + 1,
+                          trainable_backbone_layers=trainable_backbone_layers, **kwargs)
+    else:
+        model = get_model(name, weights=None, weights_backbone=None, num_classes=num_classes + 1, **kwargs)
+        if weights not in ("none", None):
+            load_weights_file(model, weights)
+    if freeze_backbone:
+        for p in model.backbone.body.parameters():
+            p.requires_grad_(False)
+    elif trainable_backbone_layers is not None and weights not in ("coco", "imagenet"):
+        _freeze_early_layers(model, trainable_backbone_layers)
+    return model
+
+
+def _freeze_early_layers(model: nn.Module, trainable: int) -> None:
+    """Honour ``--trainable-backbone-layers`` also for random or file weights (torchvision ignores it then)."""
+    body = model.backbone.body
+    names = [n for n, _ in body.named_children()]
+    if names and names[0] == "conv1":  # ResNet: conv1 bn1 layer1..layer4
+        stages = ["layer4", "layer3", "layer2", "layer1", "conv1"]
+    else:  # MobileNet features: numbered blocks
+        stages = list(reversed(names))
+    if not 0 <= trainable <= len(stages):
+        raise ValueError(f"--trainable-backbone-layers must be in 0..{len(stages)}, got {trainable}")
+    keep = set(stages[:trainable])
+    for n, child in body.named_children():
+        if n not in keep and not (n == "bn1" and "conv1" in keep):
+            for p in child.parameters():
+                p.requires_grad_(False)
+
+
+def replace_detection_head(model: nn.Module, num_classes: int) -> None:
+    """Swap the class-specific output layers of a COCO detector for ``num_classes`` (background included)."""
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+    if hasattr(model, "roi_heads"):
+        in_features = model.roi_heads.box_predictor.cls_score.in_features
+        model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+        if getattr(model.roi_heads, "mask_predictor", None) is not None:
+            in_channels = model.roi_heads.mask_predictor.conv5_mask.in_channels
+            model.roi_heads.mask_predictor = MaskRCNNPredictor(in_channels, 256, num_classes)
+        return
+    head = model.head.classification_head  # RetinaNet / FCOS: only the logits layer is class-specific
+    old = head.cls_logits
+    num_anchors = old.out_channels // head.num_classes
+    new = nn.Conv2d(old.in_channels, num_anchors * num_classes, 3, 1, 1)
+    nn.init.normal_(new.weight, std=0.01)
+    nn.init.constant_(new.bias, float(old.bias.detach().mean()))
+    head.cls_logits = new
+    head.num_classes = num_classes
+
+
+def get_classification_model(name: str, num_classes: int, weights: str = "none",
+                             freeze_backbone: bool = False) -> nn.Module:
+    """A torchvision classifier with a ``num_classes`` head; ``freeze_backbone`` trains only that head."""
+    from torchvision.models import get_model, get_model_weights
+
+    if name not in CLASSIFICATION_MODELS:
+        raise ValueError(f"unknown classification model {name!r}; choose from {', '.join(CLASSIFICATION_MODELS)}")
+    if weights == "imagenet":
+        enum = get_model_weights(name).DEFAULT
+        cached_weights_file(enum)
+        model = get_model(name, weights=enum)
+        replace_classifier_head(model, num_classes)
+    elif weights == "coco":
+        raise WeightsError("--weights coco is for detectors; classifiers take imagenet, none or a file")
+    else:
+        model = get_model(name, weights=None, num_classes=num_classes)
+        if weights not in ("none", None):
+            load_weights_file(model, weights)
+    if freeze_backbone:
+        head = set(id(p) for p in classifier_head(model).parameters())
+        for p in model.parameters():
+            if id(p) not in head:
+                p.requires_grad_(False)
+    return model
+
+
+def classifier_head(model: nn.Module) -> nn.Linear:
+    if hasattr(model, "fc"):
+        return model.fc
+    return model.classifier[-1]
+
+
+def replace_classifier_head(model: nn.Module, num_classes: int) -> None:
+    old = classifier_head(model)
+    new = nn.Linear(old.in_features, num_classes)
+    if hasattr(model, "fc"):
+        model.fc = new
+    else:
+        model.classifier[-1] = new
+
+
+def load_weights_file(model: nn.Module, path: str) -> dict:
+    """Load a state_dict (or a checkpoint's ``"model"``) into ``model``, keeping layers whose shapes differ
+    (e.g. a head for other classes) at their fresh values. Returns ``{"loaded", "skipped", "missing"}`` names;
+    a file that fits nothing is an error."""
+    if not os.path.isfile(path):
+        raise WeightsError(f"--weights {path!r}: no such file (use imagenet, coco, none or a .pth path)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read weights file {path} ({type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds no state_dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not fit:
+        raise WeightsError(f"{path}: none of its {len(state)} tensors fit {type(model).__name__}")
+    model.load_state_dict(fit, strict=False)
+    return {
+        "loaded": sorted(fit),
+        "skipped": sorted(k for k in state if k not in fit),
+        "missing": sorted(k for k in own if k not in fit),
+    }
