@@ -1,0 +1,93 @@
+"""Annotation cost per frame: ``shared.annotate.annotate_frame`` against pycocotools' encoder, same run.
+
+A synthetic 640x480 frame with 20 overlapping instances (ellipses and boxes, drawn in random order so they
+occlude each other) plus depth and RGB. Prints milliseconds per frame for
+
+- ``annotate_frame`` (boxes, areas, RLE, occlusion, depth median, background similarity): the issue's
+  target is <= 5 ms;
+- our RLE of all 20 masks (``encode_instance_map``);
+- pycocotools: 20 boolean masks cut from the map, each ``mask.encode``-d (the baseline).
+
+Usage: ``python benchmarks/annotation_encoding.py [--frames 50] [--instances 20] [--size 640x480]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from shared.annotate import InstanceInfo, annotate_frame  # noqa: E402
+from shared.coco import encode_instance_map  # noqa: E402
+from shared.config import Filters  # noqa: E402
+
+
+def make_frame(rng: np.random.Generator, w: int, h: int, count: int):
+    im = np.zeros((h, w), np.uint16)
+    yy, xx = np.mgrid[0:h, 0:w]
+    full = {}
+    for i in range(1, count + 1):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        rx, ry = rng.uniform(15, 90), rng.uniform(15, 90)
+        m = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1 if i % 2 else (abs(xx - cx) < rx) & (abs(yy - cy) < ry)
+        full[i] = int(m.sum())
+        im[m] = i
+    depth = rng.uniform(2, 8, (h, w)).astype(np.float32)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    infos = [InstanceInfo(i, i % 5, f"c{i % 5}", f"obj{i}", full[i] + 10, full[i], 5.0) for i in full]
+    return im, depth, rgb, infos
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--instances", type=int, default=20)
+    ap.add_argument("--size", default="640x480")
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    rng = np.random.default_rng(0)
+    frames = [make_frame(rng, w, h, args.instances) for _ in range(5)]
+    filters = Filters(min_visible_pixels=0)
+
+    def ours_full():
+        for im, depth, rgb, infos in frames:
+            annotate_frame(im, infos, depth, rgb, filters, 0)
+
+    def ours_rle():
+        for im, _, _, infos in frames:
+            encode_instance_map(im, [i.instance_id for i in infos])
+
+    from pycocotools import mask as mask_utils
+
+    def baseline():
+        for im, _, _, infos in frames:
+            for info in infos:
+                mask_utils.encode(np.asfortranarray((im == info.instance_id).astype(np.uint8)))
+
+    reps = max(1, args.frames // len(frames))
+    n = len(frames)
+    t_full = timed(ours_full, reps) / n
+    t_rle = timed(ours_rle, reps) / n
+    t_base = timed(baseline, reps) / n
+    print(f"frame {w}x{h}, {args.instances} instances, {reps * n} frames timed per variant")
+    print(f"annotate_frame (RLE+boxes+occlusion+depth+bg similarity): {t_full * 1e3:7.2f} ms/frame (target <= 5)")
+    print(f"encode_instance_map (RLE only):                           {t_rle * 1e3:7.2f} ms/frame")
+    print(f"pycocotools mask.encode per instance (baseline):          {t_base * 1e3:7.2f} ms/frame")
+    print(f"ratio annotate_frame / pycocotools: {t_full / t_base:.2f}; RLE only / pycocotools: {t_rle / t_base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

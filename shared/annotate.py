@@ -1,0 +1,250 @@
+"""Instance map -> COCO annotations with Blendset's attributes (visibility, occlusion, truncation, depth, ...).
+
+Pure numpy, values in, values out: the engine renders, this module measures. Conventions:
+
+- ``bbox`` is ``[x, y, w, h]`` tight to the VISIBLE pixels in COCO's pixel convention: ``x``/``y`` are the
+  smallest column/row, ``w = max_col - min_col + 1`` (so a single pixel has a 1x1 box).
+- ``area`` is the visible pixel count (not the box area), ``segmentation`` the compressed RLE of those pixels.
+- Occlusion and truncation are measured against the object's rendered silhouette (``InstanceInfo``), never
+  guessed from the box: ``occlusion = 1 - visible / silhouette_inframe`` (clipped to 0..1) and
+  ``truncation = 1 - silhouette_inframe / silhouette_total``.
+- ``background_similarity`` follows seed 002 (section 4.6.2), computed on sRGB values scaled to 0..1 (the
+  stored image, as a detector sees it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .coco import _counts_from_runs, _counts_to_string, instance_runs, mask_to_polygons
+from .config import Filters
+from .layout import annotation_id, image_id
+
+__all__ = ["InstanceInfo", "annotate_frame", "background_similarity"]
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One labelled object in a frame, as the engine knows it.
+
+    ``silhouette_total``: pixels of the object's full, unoccluded silhouette on the unbounded image plane;
+    ``silhouette_inframe``: those inside the image. ``distance``: metres from the camera to the object origin.
+    """
+
+    instance_id: int
+    class_id: int
+    class_name: str
+    object_name: str
+    silhouette_total: int
+    silhouette_inframe: int
+    distance: float
+
+
+# The 8 neighbours of the 3x3 square used by seed 002's dilation.
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+_DY = np.array([d[0] for d in _NEIGHBOURS])
+_DX = np.array([d[1] for d in _NEIGHBOURS])
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The first three channels, dtype unchanged (the cosine does not depend on the 0..255 or 0..1 scale)."""
+    a = np.asarray(rgb)
+    if a.ndim != 3 or a.shape[2] < 3:
+        raise ValueError(f"rgb must be HxWx3 (or 4), got shape {a.shape}")
+    return a[..., :3]
+
+
+def _flat_rgb(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img).reshape(-1, 3)
+
+
+def background_similarity(rgb: np.ndarray, mask: np.ndarray) -> float | None:
+    """Seed 002's background similarity of one object: cosine between its boundary and the background next to it.
+
+    Every pair (object pixel p, 8-neighbour q outside the object) contributes p's RGB to the object vector and q's
+    RGB to the background vector at the same position, so the two concatenated vectors line up pixel by pixel;
+    the result is their cosine. 1.0 means the boundary looks exactly like what surrounds it (also for two
+    different shades of the same hue: it is a cosine, insensitive to brightness), 0.0 means orthogonal colours.
+    Values are sRGB scaled to 0..1 (uint8/uint16 are scaled; floats are used as given). Returns None when the
+    object has no background neighbour (empty mask or it covers the image); 0.0 when one side is all black and
+    the other is not, 1.0 when both are black.
+    """
+    m = np.asarray(mask) != 0
+    if not m.any():
+        return None
+    img = _as_rgb(rgb)
+    if img.shape[:2] != m.shape:
+        raise ValueError(f"rgb {img.shape[:2]} and mask {m.shape} differ in size")
+    rows, cols = np.nonzero(np.any(m, axis=1))[0], np.nonzero(np.any(m, axis=0))[0]
+    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, m.shape[0])
+    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, m.shape[1])
+    return _similarity_crop(_flat_rgb(img), m.shape[1], r0, c0, m[r0:r1, c0:c1])
+
+
+def _similarity_crop(flat: np.ndarray, width: int, y0: int, x0: int, m: np.ndarray) -> float | None:
+    """Cosine over (boundary pixel, background neighbour) pairs inside one crop; see background_similarity.
+
+    Works on flat indices of the padded crop: boundary pixels are found by a 3x3 erosion, their 8 neighbours by
+    fixed index offsets, and RGB values by one gather each from ``flat`` (the whole image as (H*W, 3), the
+    crop's top-left corner at ``y0, x0``), so the cost follows the object's perimeter.
+    """
+    h, w = m.shape
+    wp = w + 2
+    pm = np.pad(m, 1, constant_values=True)  # outside the image counts as "not background": no pair there
+    interior = m.copy()
+    for dy, dx in _NEIGHBOURS:
+        interior &= pm[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    ys, xs = np.nonzero(m & ~interior)
+    if ys.size == 0:
+        return None
+    centre = (ys + 1) * wp + xs + 1
+    nbr = centre[:, None] + (_DY * wp + _DX)[None, :]
+    pair = ~pm.ravel()[nbr]
+    if not pair.any():
+        return None
+    # A cosine ignores a common scale factor, so integer images need no division by 255 here.
+    obj = flat[(ys + y0) * width + xs + x0].astype(np.float64)  # (n, 3)
+    pn = nbr[pair]
+    bg = flat[(pn // wp - 1 + y0) * width + (pn % wp - 1 + x0)].astype(np.float64)  # (pairs, 3)
+    rows = np.nonzero(pair)[0]
+    dot = float(np.einsum("ij,ij->", obj[rows], bg))
+    obj2 = float(np.dot(np.einsum("ij,ij->i", obj, obj), pair.sum(axis=1)))
+    bg2 = float(np.einsum("ij,ij->", bg, bg))
+    if obj2 == 0.0 or bg2 == 0.0:
+        return 1.0 if obj2 == bg2 else 0.0
+    return float(np.clip(dot / np.sqrt(obj2 * bg2), -1.0, 1.0))
+
+
+def _median(values: np.ndarray) -> float | None:
+    """Median of the finite values (None if there is none); a partition, cheaper than np.median's extras."""
+    v = values if np.isfinite(values).all() else values[np.isfinite(values)]
+    n = v.size
+    if n == 0:
+        return None
+    k = n // 2
+    if n % 2:
+        return float(np.partition(v, k)[k])
+    part = np.partition(v, [k - 1, k])
+    return float((float(part[k - 1]) + float(part[k])) / 2.0)
+
+
+def _dropped(info: InstanceInfo, reason: str, visible: int, occlusion: float | None) -> dict[str, Any]:
+    return {
+        "object": info.object_name,
+        "class": info.class_name,
+        "class_id": info.class_id,
+        "instance_id": info.instance_id,
+        "reason": reason,
+        "visible_pixels": visible,
+        "occlusion": occlusion,
+    }
+
+
+def annotate_frame(
+    instance_map: np.ndarray,
+    instances: list[InstanceInfo],
+    depth: np.ndarray | None,
+    rgb: np.ndarray | None,
+    filters: Filters,
+    frame: int,
+    polygons: bool = False,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """COCO annotations for one frame, plus the instances left out and why.
+
+    ``instance_map``: HxW integer ids (0 = background) whose ids are ``InstanceInfo.instance_id``; ids in the map
+    that are not in ``instances`` (distractors) are not annotated. ``depth``: HxW metres (or None: no
+    ``depth_median``); ``rgb``: HxWx3 image (or None: no ``background_similarity``). Instances are annotated in
+    increasing ``instance_id`` order; the k-th kept one gets ``shared.layout.annotation_id(frame, k)``.
+    Dropped instances (no visible pixel, fewer than ``filters.min_visible_pixels``, occlusion above
+    ``filters.max_occlusion``) come back in the second list with ``object``, ``class``, ``reason``.
+    With ``polygons`` each annotation also gets ``"polygons"`` (COCO polygon lists of the visible pixels).
+    """
+    im = np.asarray(instance_map)
+    if im.ndim != 2:
+        raise ValueError(f"instance map must be 2-D, got shape {im.shape}")
+    if depth is not None and np.shape(depth)[:2] != im.shape:
+        raise ValueError(f"depth {np.shape(depth)} and instance map {im.shape} differ in size")
+    if rgb is not None and np.shape(rgb)[:2] != im.shape:
+        raise ValueError(f"rgb {np.shape(rgb)[:2]} and instance map {im.shape} differ in size")
+    ids = [i.instance_id for i in instances]
+    if len(set(ids)) != len(ids):
+        raise ValueError("instance ids must be unique within a frame")
+    if any(i <= 0 for i in ids):
+        raise ValueError("instance id 0 is the background; instance ids start at 1")
+    h, w = im.shape
+    n = h * w
+    flat_rgb = _flat_rgb(_as_rgb(rgb)) if rgb is not None else None
+
+    # One Fortran-order pass: every run of equal ids, grouped by id. Boxes and RLEs both come from the runs.
+    values, starts, lengths = instance_runs(im)
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+
+    annotations: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for info in sorted(instances, key=lambda i: i.instance_id):
+        lo = np.searchsorted(sorted_values, info.instance_id, "left")
+        hi = np.searchsorted(sorted_values, info.instance_id, "right")
+        sel = order[lo:hi]
+        s, ln = starts[sel], lengths[sel]
+        visible = int(ln.sum())
+        inframe = int(info.silhouette_inframe)
+        if visible == 0:
+            dropped.append(_dropped(info, "not visible", 0, 1.0 if inframe > 0 else None))
+            continue
+        occlusion = float(np.clip(1.0 - visible / inframe, 0.0, 1.0)) if inframe > 0 else 0.0
+        if visible < filters.min_visible_pixels:
+            reason = f"too few visible pixels ({visible} < {filters.min_visible_pixels})"
+            dropped.append(_dropped(info, reason, visible, occlusion))
+            continue
+        if occlusion > filters.max_occlusion:
+            reason = f"too occluded ({occlusion:.3f} > {filters.max_occlusion})"
+            dropped.append(_dropped(info, reason, visible, occlusion))
+            continue
+        e = s + ln - 1  # last pixel of each run
+        c0, c1 = int(s[0] // h), int(e[-1] // h)
+        spans = (s // h) != (e // h)  # a run crossing a column boundary covers rows h-1 and 0
+        r0 = 0 if spans.any() else int((s % h).min())
+        r1 = h - 1 if spans.any() else int((e % h).max())
+        total = int(info.silhouette_total)
+        truncation = float(np.clip(1.0 - inframe / total, 0.0, 1.0)) if total > 0 else 0.0
+        crop_mask = None
+        depth_median = None
+        similarity = None
+        if depth is not None or flat_rgb is not None or polygons:
+            y0, y1, x0, x1 = max(r0 - 1, 0), min(r1 + 2, h), max(c0 - 1, 0), min(c1 + 2, w)
+            crop_mask = im[y0:y1, x0:x1] == info.instance_id
+            if depth is not None:
+                depth_median = _median(np.asarray(depth)[y0:y1, x0:x1][crop_mask])
+            if flat_rgb is not None:
+                similarity = _similarity_crop(flat_rgb, w, y0, x0, crop_mask)
+        k = len(annotations)
+        counts = _counts_from_runs(s, ln, n)
+        ann: dict[str, Any] = {
+            "id": annotation_id(frame, k),
+            "image_id": image_id(frame),
+            "category_id": int(info.class_id),
+            "bbox": [c0, r0, c1 - c0 + 1, r1 - r0 + 1],
+            "area": visible,
+            "iscrowd": 0,
+            "segmentation": {"size": [h, w], "counts": _counts_to_string(counts)},
+            "attributes": {
+                "visible_pixels": visible,
+                "unoccluded_pixels": inframe,
+                "occlusion": occlusion,
+                "truncation": truncation,
+                "depth_median": depth_median,
+                "distance": float(info.distance),
+                "background_similarity": similarity,
+                "instance_id": int(info.instance_id),
+                "object": info.object_name,
+            },
+        }
+        if polygons and crop_mask is not None:
+            polys = mask_to_polygons(crop_mask)
+            ann["polygons"] = [[v + (x0 if j % 2 == 0 else y0) for j, v in enumerate(p)] for p in polys]
+        annotations.append(ann)
+    return annotations, dropped
