@@ -1,0 +1,163 @@
+"""COCO -> YOLO (Ultralytics/Darknet text labels) export.
+
+Layout written under ``out_dir``::
+
+    images/<file_name>        links (relative symlinks) to, or copies of, the COCO images
+    labels/<stem>.txt         one line per annotation: ``class cx cy w h`` (normalised 0..1), or with
+                              ``segments`` ``class x1 y1 x2 y2 ...`` (normalised polygon)
+    data.yaml                 ``path``, ``train``, ``val``, ``nc``, ``names``
+    classes.txt               the category names, one per line, in class-index order
+
+The class index of a category is its position in the sorted list of category ids (category id 0 included), and
+``data.yaml`` / ``classes.txt`` list the names in that order. Every annotation that is not exported (crowd,
+empty box, unknown image or category) is counted with its reason in the returned summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from typing import Any
+
+from .coco import write_json_atomic
+from .layout import safe_join
+
+__all__ = ["export_yolo", "category_index"]
+
+
+def category_index(coco: dict[str, Any]) -> dict[int, int]:
+    """Category id -> YOLO class index (position among the sorted category ids)."""
+    return {cid: i for i, cid in enumerate(sorted(int(c["id"]) for c in coco["categories"]))}
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _place_image(src: str, dst: str, link: bool) -> None:
+    if os.path.lexists(dst):
+        os.unlink(dst)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if link:
+        try:
+            os.symlink(os.path.relpath(src, os.path.dirname(dst)), dst)
+            return
+        except OSError:  # no symlinks here (some Windows setups, some mounts): copy instead
+            pass
+    tmp = f"{dst}.tmp{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _fmt(v: float) -> str:
+    return f"{min(max(v, 0.0), 1.0):.6f}"
+
+
+def _polygons(ann: dict[str, Any]) -> list[list[float]] | None:
+    if isinstance(ann.get("polygons"), list) and ann["polygons"]:
+        return ann["polygons"]
+    seg = ann.get("segmentation")
+    if isinstance(seg, list) and seg and isinstance(seg[0], list):
+        return seg
+    return None
+
+
+def export_yolo(
+    coco: dict[str, Any],
+    images_dir: str,
+    out_dir: str,
+    link_images: bool = True,
+    segments: bool | None = None,
+) -> dict[str, Any]:
+    """Write a YOLO dataset for ``coco`` (a COCO dict whose ``file_name``s are relative to ``images_dir``).
+
+    ``segments``: write polygon lines instead of boxes; ``None`` decides by the data (polygons when any
+    annotation has them, under ``polygons`` or as list-form ``segmentation``). Annotations without a polygon
+    then get their box as a 4-corner polygon so every line of a file has the same form. Returns a summary:
+    ``images``, ``labels`` (files), ``boxes``, ``segments``, ``missing_images`` (image ids whose file is
+    absent: their labels are still written), ``skipped`` (counts per reason), ``names``.
+    """
+    cats = category_index(coco)
+    by_id = {int(c["id"]): c for c in coco["categories"]}
+    names = [str(by_id[cid]["name"]) for cid in sorted(cats)]
+    anns = coco.get("annotations", [])
+    if segments is None:
+        segments = any(_polygons(a) is not None for a in anns)
+    images = {int(img["id"]): img for img in coco.get("images", [])}
+    per_image: dict[int, list[dict]] = {i: [] for i in images}
+    skipped: Counter[str] = Counter()
+    for a in anns:
+        if a.get("image_id") not in per_image:
+            skipped["unknown image"] += 1
+        elif a.get("category_id") not in cats:
+            skipped["unknown category"] += 1
+        elif a.get("iscrowd", 0):
+            skipped["crowd annotation"] += 1
+        elif not (len(a.get("bbox", [])) == 4 and a["bbox"][2] > 0 and a["bbox"][3] > 0):
+            skipped["empty box"] += 1
+        else:
+            per_image[a["image_id"]].append(a)
+
+    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "labels"), exist_ok=True)
+    n_boxes = n_segments = 0
+    missing: list[int] = []
+    stems: set[str] = set()
+    for iid in sorted(per_image):
+        img = images[iid]
+        name = str(img["file_name"])
+        stem = os.path.splitext(name)[0]
+        if stem in stems:
+            raise ValueError(f"two images map to the same label file {stem}.txt")
+        stems.add(stem)
+        W, H = float(img["width"]), float(img["height"])
+        lines = []
+        for a in sorted(per_image[iid], key=lambda a: a["id"]):
+            cls = cats[a["category_id"]]
+            x, y, bw, bh = (float(v) for v in a["bbox"])
+            if segments:
+                polys = _polygons(a) or [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]
+                poly = max(polys, key=len)  # YOLO has one polygon per object: keep the largest outline
+                coords = " ".join(_fmt(v / (W if k % 2 == 0 else H)) for k, v in enumerate(poly))
+                lines.append(f"{cls} {coords}")
+                n_segments += 1
+            else:
+                cx, cy = (x + bw / 2) / W, (y + bh / 2) / H
+                lines.append(f"{cls} {_fmt(cx)} {_fmt(cy)} {_fmt(bw / W)} {_fmt(bh / H)}")
+                n_boxes += 1
+        label_path = safe_join(out_dir, "labels", stem + ".txt")
+        os.makedirs(os.path.dirname(label_path), exist_ok=True)
+        _write_text_atomic(label_path, "".join(line + "\n" for line in lines))
+        src = safe_join(images_dir, name)
+        if os.path.exists(src):
+            _place_image(src, safe_join(out_dir, "images", name), link_images)
+        else:
+            missing.append(iid)
+
+    out_abs = os.path.abspath(out_dir)
+    yaml_lines = [
+        f"path: {json.dumps(out_abs)}",
+        "train: images",
+        "val: images",
+        f"nc: {len(names)}",
+        "names:",
+        *[f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)],
+    ]
+    _write_text_atomic(os.path.join(out_dir, "data.yaml"), "\n".join(yaml_lines) + "\n")
+    _write_text_atomic(os.path.join(out_dir, "classes.txt"), "".join(n + "\n" for n in names))
+    summary = {
+        "images": len(per_image),
+        "labels": len(per_image),
+        "boxes": n_boxes,
+        "segments": n_segments,
+        "missing_images": missing,
+        "skipped": dict(skipped),
+        "names": names,
+    }
+    write_json_atomic(os.path.join(out_dir, "export_summary.json"), summary, indent=2)
+    return summary
