@@ -1,0 +1,247 @@
+"""Seed 003's variability study with Blendset's own engine and regressor.
+
+Four training sets differ only in nuisance variability (the engine presets ``none``, ``angle``, ``angle_bg``,
+``all``); one test set uses ``all``. The same regressor is trained on each training set to predict the head's
+shape parameters (``scenes/variability``: ``scene.shape_width``, ``scene.shape_height``, uniform in [-1, 1]), and
+all four are scored on the ``all`` test set beside the naive guess of the training mean.
+
+Seed 003's finding to check: the models trained without background variety (``none``, ``angle``) do worse than
+the naive guess on ``all``; ``angle_bg`` is slightly better than naive; ``all`` is best.
+
+Folder ``OUT``: ``data/<preset>/`` and ``data/test_all/`` (datasets), ``runs/<preset>/`` (regressors, each with
+``eval/test_all/``), ``results.json``, ``table.md``, ``table.csv``, ``errors_violin.png`` and
+``error_vs_azimuth.png``. Every stage is skipped when its output is complete, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.config import DatasetConfig, OutputSettings, RenderSettings, apply_preset, save_config
+
+PRESETS = ("none", "angle", "angle_bg", "all")
+TARGETS = ("scene.shape_width", "scene.shape_height")
+SCENE_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scenes", "variability", "build.py")
+
+Note = Callable[[str], None]
+
+
+class BenchError(RuntimeError):
+    """A stage of the benchmark failed; the message names the stage and the command's own error output."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    train_count: int
+    test_count: int
+    resolution: tuple[int, int]
+    samples: int
+    epochs: int
+    image_size: int
+    batch_size: int
+    model: str = "resnet18"
+    lr: float = 1e-3
+
+
+SCALES = {
+    # Wiring check: minutes on 2 CPU cores, numbers too small to mean anything.
+    "toy": Scale(train_count=16, test_count=12, resolution=(64, 64), samples=1, epochs=2, image_size=64,
+                 batch_size=8),
+    # A CPU evening or a GPU's minutes; the comparison is meaningful from here on.
+    "small": Scale(train_count=400, test_count=200, resolution=(96, 96), samples=4, epochs=12, image_size=96,
+                   batch_size=32),
+    "full": Scale(train_count=4000, test_count=1000, resolution=(160, 160), samples=16, epochs=20, image_size=128,
+                  batch_size=64),
+}
+
+
+def base_config(scale: Scale, seed: int) -> DatasetConfig:
+    """The common part of all five datasets: the head is the only class, no pose randomizer (the scene script
+    draws the shape), depth off (not needed here)."""
+    return DatasetConfig(
+        name="variability",
+        seed=seed,
+        count=scale.train_count,
+        render=RenderSettings(engine="CYCLES", resolution=scale.resolution, samples=scale.samples),
+        output=OutputSettings(depth_png=False),
+    )
+
+
+def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -> str:
+    """Render through ``blendset render --in-process`` (the engine's CLI contract); skip a complete dataset."""
+    ann = os.path.join(out, "annotations.json")
+    if os.path.exists(ann):
+        with open(ann, encoding="utf-8") as f:
+            if len(json.load(f).get("images", [])) == count:
+                note(f"{out}: already rendered ({count} frames)")
+                return out
+    os.makedirs(out, exist_ok=True)
+    cfg_path = os.path.join(out, "bench_config.json")
+    save_config(dataclasses.replace(config, count=count, seed=seed), cfg_path)
+    cmd = [sys.executable, "-m", "trainer", "render", "--config", cfg_path, "--out", out, "--scene-script",
+           os.path.abspath(SCENE_SCRIPT), "--count", str(count), "--seed", str(seed), "--in-process"]
+    note(f"rendering {count} frames ({config.preset}) into {out}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError(f"rendering {out} failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+    return out
+
+
+def _train(data: str, run: str, scale: Scale, seed: int, device: str, note: Note) -> dict:
+    from trainer.regress import train_regression
+
+    summary_path = os.path.join(run, "summary.json")
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        if summary.get("epochs") == scale.epochs:
+            note(f"{run}: already trained")
+            return summary
+    resume = os.path.exists(os.path.join(run, "checkpoint.pth"))
+    return train_regression(data, None, run, list(TARGETS), model_name=scale.model, epochs=scale.epochs,
+                            batch_size=scale.batch_size, lr=scale.lr, image_size=scale.image_size, seed=seed,
+                            device=device, resume=resume, note=note)
+
+
+def run_variability(out: str, scale: str = "toy", device: str = "cpu", seed: int = 0,
+                    note: Note = lambda message: None) -> dict:
+    """Render, train, evaluate and compare; returns (and writes to ``out/results.json``) the table rows."""
+    from trainer.regress import evaluate_regression
+
+    if scale not in SCALES:
+        raise BenchError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    sc = SCALES[scale]
+    base = base_config(sc, seed)
+    t0 = time.perf_counter()
+    test_dir = render(apply_preset(base, "all"), os.path.join(out, "data", "test_all"), sc.test_count,
+                      seed + 1000, note)
+    rows = []
+    for i, preset in enumerate(PRESETS):
+        data = render(apply_preset(base, preset), os.path.join(out, "data", preset), sc.train_count, seed + i, note)
+        run = os.path.join(out, "runs", preset)
+        summary = _train(data, run, sc, seed, device, note)
+        metrics = evaluate_regression(run, test_dir, os.path.join(run, "eval", "test_all"),
+                                      by_attribute=["camera.azimuth_deg"], device=device, saliency_samples=2)
+        rows.append({
+            "train": preset, "test": "all", "mse": metrics["mse_normalized"],
+            "naive_mse": metrics["naive_mse_normalized"], "skill": metrics["skill"],
+            "better_than_naive": metrics["better_than_naive"],
+            "train_img_per_s": summary.get("img_per_s"),
+            **{f"mae[{t}]": metrics["per_target"][t]["mae"] for t in TARGETS},
+        })
+    finding = check_finding(rows)
+    results = {"scale": scale, "settings": dataclasses.asdict(sc), "device": device, "seed": seed, "rows": rows,
+               "finding": finding, "seconds": round(time.perf_counter() - t0, 1)}
+    _write_tables(out, rows)
+    results["plots"] = [_plot_violin(out), _plot_vs_azimuth(out, test_dir)]
+    tmp = os.path.join(out, "results.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, os.path.join(out, "results.json"))
+    return results
+
+
+def check_finding(rows: list[dict]) -> dict:
+    """Seed 003's qualitative claims, each true or false on these rows."""
+    by = {r["train"]: r for r in rows}
+    claims = {
+        "none_worse_than_naive": by["none"]["mse"] > by["none"]["naive_mse"],
+        "angle_worse_than_naive": by["angle"]["mse"] > by["angle"]["naive_mse"],
+        "angle_bg_better_than_naive": by["angle_bg"]["mse"] < by["angle_bg"]["naive_mse"],
+        "all_best": min(rows, key=lambda r: r["mse"])["train"] == "all",
+    }
+    claims["reproduced"] = all(claims.values())
+    return claims
+
+
+def _write_tables(out: str, rows: list[dict]) -> None:
+    keys = list(rows[0])
+    with open(os.path.join(out, "table.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _errors(metrics_dir: str) -> dict[str, np.ndarray]:
+    """Per-image squared error (mean over targets, target units = [-1, 1] here) of model and naive."""
+    per: dict[str, dict[int, list[float]]] = {"model": {}, "naive": {}}
+    with open(os.path.join(metrics_dir, "errors.csv"), encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            i = int(row["image_id"])
+            per["model"].setdefault(i, []).append(float(row["abs_error"]) ** 2)
+            per["naive"].setdefault(i, []).append(float(row["naive_abs_error"]) ** 2)
+    ids = sorted(per["model"])
+    return {"ids": np.array(ids), **{k: np.array([np.mean(per[k][i]) for i in ids]) for k in per}}
+
+
+def _plot_violin(out: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    data, labels = [], []
+    for preset in PRESETS:
+        data.append(_errors(os.path.join(out, "runs", preset, "eval", "test_all"))["model"])
+        labels.append(preset)
+    data.append(_errors(os.path.join(out, "runs", "all", "eval", "test_all"))["naive"])
+    labels.append("naive")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    if all(len(d) > 1 for d in data):
+        ax.violinplot(data, showextrema=False, showmedians=True)
+    ax.boxplot(data, widths=0.12)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_xlabel("training scenario (test: all)")
+    ax.set_ylabel("squared error per image")
+    ax.set_title("Shape-parameter error on the 'all' test set (seed 003 fig. 7)", fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(out, "errors_violin.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.path.basename(path)
+
+
+def _plot_vs_azimuth(out: str, test_dir: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from trainer.regress import load_param_records, moving_average
+
+    test = load_param_records(test_dir)
+    azimuth = dict(zip(test.image_ids, test.values(["camera.azimuth_deg"])[:, 0], strict=True))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for k, preset in enumerate(PRESETS):
+        e = _errors(os.path.join(out, "runs", preset, "eval", "test_all"))
+        x = np.array([azimuth[i] for i in e["ids"]])
+        mx, my = moving_average(x, e["model"], max(3, len(x) // 8))
+        ax.plot(mx, my, color=f"C{k}", label=preset)
+    e = _errors(os.path.join(out, "runs", "all", "eval", "test_all"))
+    x = np.array([azimuth[i] for i in e["ids"]])
+    mx, my = moving_average(x, e["naive"], max(3, len(x) // 8))
+    ax.plot(mx, my, color="grey", linestyle="--", label="naive")
+    ax.set_xlabel("camera azimuth (degrees, 0 = frontal)")
+    ax.set_ylabel("squared error (moving average)")
+    ax.set_title("Error vs viewing angle on the 'all' test set (seed 003 fig. 8)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, "error_vs_azimuth.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.path.basename(path)
