@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+FX = 100.0  # focal length in pixels of the drawn "camera"
+
 
 def draw_dataset(
     root: str,
@@ -45,12 +47,16 @@ def draw_dataset(
         arr[y0 : y0 + bh, x0 : x0 + bw] = patch.astype(np.uint8)
         name = f"{i:06d}.png"
         Image.fromarray(arr).save(os.path.join(root, "images", name))
-        images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+        image = {"id": i + 1, "file_name": name, "width": w, "height": h}
+        if attributes:
+            image["blendset"] = {"camera": {"K": [[FX, 0, w / 2], [0, FX, h / 2], [0, 0, 1]],
+                                            "sensor_width_mm": 36.0, "focal_length_mm": FX * 36.0 / w}}
+        images.append(image)
         ann = {"id": (i + 1) * 10000, "image_id": i + 1, "category_id": i % len(classes),
                "bbox": [x0, y0, bw, bh], "area": bw * bh, "iscrowd": 0}
         if attributes:
-            # Pinhole: side_px = f * S / d with f = 100 px and object size S = 1 m.
-            ann["attributes"] = {"distance": 100.0 / max(bh, 1), "depth_median": 100.0 / max(bh, 1),
+            # Pinhole: side_px = FX * S / d with object size S = 1 m.
+            ann["attributes"] = {"distance": FX / max(bh, 1), "depth_median": FX / max(bh, 1),
                                  "occlusion": 0.0, "truncation": 0.0, "visible_pixels": bw * bh,
                                  "background_similarity": 0.5, "object": f"Cube.{i % 3:03d}"}
         anns.append(ann)

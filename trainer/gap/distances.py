@@ -185,13 +185,17 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
 # Cuts and uncertainty
 
 
-def elbow_index(values: Sequence[float], min_gain: float = 0.1) -> int:
+def elbow_index(values: Sequence[float], min_gain: float = 0.1, snap: float = 0.5) -> int:
     """Kneedle: the knee of an ascending curve is the point farthest above the straight line from its first to
     its last point, after scaling both axes to [0, 1].
 
     ``values`` sorted ascending (worst score first). Returns how many leading values lie before the knee (the
     number to drop), or 0 when the curve is too close to a straight line (largest gap < ``min_gain``): no knee,
-    nothing stands out, nothing is dropped."""
+    nothing stands out, nothing is dropped.
+
+    Kneedle's knee is the first point of the plateau, which on noisy data can sit one or two samples past a clean
+    break. When one single step before the knee makes up at least ``snap`` of the whole rise up to it (planted
+    outliers: one cluster far below the rest), the cut snaps to that step."""
     y = np.asarray(values, dtype=np.float64)
     n = len(y)
     if n < 3:
@@ -207,6 +211,11 @@ def elbow_index(values: Sequence[float], min_gain: float = 0.1) -> int:
     i = int(np.argmax(gap))
     if gap[i] < min_gain:
         return 0
+    steps = np.diff(y[: i + 1])
+    if len(steps):
+        j = int(np.argmax(steps))
+        if steps[j] >= snap * (y[i] - y[0]):
+            return j + 1
     return i
 
 

@@ -333,3 +333,35 @@ def column(meta: DatasetMeta, spec: MetaSpec) -> np.ndarray:
         return np.zeros(0)
     values = table[spec.name].astype(np.float64)
     return values[np.isfinite(values)]
+
+
+def geometry_table(loaded: Any) -> dict[str, np.ndarray]:
+    """Box geometry and renderer attributes from the COCO file alone (no pixels read): what ``align`` needs.
+
+    Adds the camera's focal length in pixels (``fx``) and the image size from ``images[*].blendset.camera.K``
+    where our exports carry it (NaN otherwise)."""
+    data = loaded.data
+    categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+    images = {int(im["id"]): im for im in data["images"]}
+    rows = []
+    for a in data.get("annotations", []):
+        im = images.get(int(a["image_id"]))
+        if im is None:
+            continue
+        w, h = float(im["width"]), float(im["height"])
+        x, y, bw, bh = (float(v) for v in a["bbox"])
+        attrs = a.get("attributes") or {}
+        cam = (im.get("blendset") or {}).get("camera") or {}
+        k = cam.get("K")
+        fx = _num(k[0][0]) if isinstance(k, list) and k and isinstance(k[0], list) else math.nan
+        rows.append({
+            "annotation_id": int(a["id"]), "image_id": int(a["image_id"]),
+            "category": categories.get(int(a["category_id"]), str(a["category_id"])),
+            "width": w, "height": h, "box_area_px": bw * bh, "box_area": bw * bh / (w * h),
+            "box_center_x": (x + bw / 2) / w, "box_center_y": (y + bh / 2) / h,
+            "distance": _num(attrs.get("distance")), "depth_median": _num(attrs.get("depth_median")),
+            "occlusion": _num(attrs.get("occlusion")), "truncation": _num(attrs.get("truncation")),
+            "fx": fx, "sensor_width_mm": _num(cam.get("sensor_width_mm")),
+            "focal_length_mm": _num(cam.get("focal_length_mm")),
+        })
+    return _columns(rows, ("annotation_id", "image_id"))
