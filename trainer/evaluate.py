@@ -1,0 +1,388 @@
+"""``evaluate_run``: score a trained run on a dataset and write the report into ``RUN/eval/<dataset-name>/``.
+
+Files written (all atomically):
+
+\b
+  metrics.json            everything below as numbers, plus the run and data it came from
+  per_class.csv           detection: AP, AP50, AP75, precision, recall, F1, TP/FP/FN per class, worst AP first
+                          classification: accuracy with bootstrap 95% interval per class, worst first
+  confusion_matrix.csv    rows = true class, columns = predicted (detection adds a background row/column)
+  confusion_matrix.png
+  pr_curves.png           detection: precision vs recall per class at IoU 0.5
+  by_<attr>.csv / .png    one per --by-attribute: the metric per bin
+  detections.json         detection: COCO results format (image_id, category_id, bbox xywh, score)
+  predictions.csv         classification: index,image_id,annotation_id,true,pred,score (true/pred are class names)
+
+A ``regress`` checkpoint is handed to ``trainer.regress.evaluate_regression``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer.checkpoint import find_checkpoint, load_checkpoint
+from trainer.data import DataError, dataset_name
+from trainer.metrics import (
+    attribute_value,
+    bin_edges,
+    bin_label,
+    bin_of,
+    bootstrap_class_accuracy,
+    coco_evaluate,
+    confusion_matrix,
+    match_detections,
+    parse_attribute_spec,
+    precision_recall_f1,
+    worst_first,
+)
+
+
+def evaluate_run(run_dir: str, data_path: str, out_dir: str | None = None, by_attribute: Sequence[str] = (),
+                 device: str = "auto", *, name: str | None = None, batch_size: int = 4, workers: int = 0,
+                 score_threshold: float = 0.5, iou_threshold: float = 0.5, n_resamples: int = 500,
+                 resample_size: int | None = None, skip_bad: bool = False, seed: int = 0,
+                 note: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Evaluate ``run_dir``'s best checkpoint (else its latest) on ``data_path``; returns the metrics dict.
+
+    :param by_attribute: ``"occlusion"``, ``"occlusion:4"`` or ``"camera.elevation_deg:0,30,60,90"``.
+    :param score_threshold: detections at or above it count for precision/recall/F1 and the confusion matrix
+        (AP uses all of them).
+    :param resample_size: images per class in each bootstrap resample (default: the class's count).
+    """
+    from trainer.detect import resolve_device
+
+    ckpt_path = find_checkpoint(run_dir, prefer_best=True)
+    ckpt = load_checkpoint(ckpt_path)
+    name = name or dataset_name(data_path)
+    if os.path.isdir(run_dir) and out_dir is None:
+        out_dir = os.path.join(run_dir, "eval", name)
+    elif out_dir is None:
+        out_dir = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "eval", name)
+    specs = [parse_attribute_spec(s) for s in by_attribute]
+    if ckpt["task"] == "regress":
+        from trainer.regress import evaluate_regression
+
+        return evaluate_regression(run_dir, data_path, out_dir, tuple(by_attribute), device)
+    device = resolve_device(device)
+    os.makedirs(out_dir, exist_ok=True)
+    common = {"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt_path), "epoch": ckpt.get("epoch"),
+              "data": os.path.abspath(data_path), "dataset": name, "model_name": ckpt["model_name"]}
+    if ckpt["task"] == "detect":
+        metrics = _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold,
+                                      iou_threshold, skip_bad, note)
+    else:
+        metrics = _evaluate_classification(ckpt, data_path, out_dir, specs, device, batch_size, workers,
+                                           n_resamples, resample_size, skip_bad, seed, note)
+    metrics = {"task": ckpt["task"], **common, **metrics}
+    _write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    metrics["out_dir"] = out_dir
+    return metrics
+
+
+def _by_name(ckpt_categories: list[dict], data_categories: list[dict], data_path: str) -> list[dict]:
+    """The dataset's categories in the checkpoint's label order, matched by name (ids may differ in real data)."""
+    theirs = {c["name"]: c for c in data_categories}
+    ours = [c["name"] for c in ckpt_categories]
+    if sorted(theirs) != sorted(ours):
+        raise DataError(f"{data_path} has classes {sorted(theirs)}, the model was trained on {ours}")
+    return [theirs[n] for n in ours]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Detection
+
+
+def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold,
+                        iou_threshold, skip_bad, note) -> dict[str, Any]:
+    from trainer.data import CocoDetection, describe_skips, detection_collate
+    from trainer.detect import build_detector_from_checkpoint
+    from trainer.engine import predict_detection
+    from trainer.transforms import detection_transforms
+
+    ds = CocoDetection(data_path, detection_transforms([]), on_problem="skip" if skip_bad else "raise")
+    note(describe_skips(dataset_name(data_path), ds.skipped))
+    categories = _by_name(ckpt["categories"], ds.categories, data_path)
+    model = build_detector_from_checkpoint(ckpt).to(device)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         collate_fn=detection_collate)
+    results = predict_detection(model, loader, device, categories)
+    gt = ds.coco_ground_truth()
+    coco = coco_evaluate(gt, results)
+    match = match_detections(gt, results, iou_threshold, score_threshold)
+    prf = precision_recall_f1(match["tp"], match["fp"], match["fn"])
+    overall = precision_recall_f1(match["tp"].sum(), match["fp"].sum(), match["fn"].sum())
+    cat_names = {c["id"]: c["name"] for c in gt["categories"]}
+    rows = []
+    for cls in coco["per_class"]:
+        k = match["categories"].index(cls["id"])
+        rows.append({**cls, "precision": prf["precision"][k], "recall": prf["recall"][k], "f1": prf["f1"][k],
+                     "tp": int(match["tp"][k]), "fp": int(match["fp"][k]), "fn": int(match["fn"][k])})
+    rows = worst_first(rows, "AP")
+    labels = [cat_names[c] for c in match["categories"]] + ["background"]
+    sliced = [_slice_detection(gt, results, match, spec, iou_threshold, score_threshold) for spec in specs]
+
+    _write_json(os.path.join(out_dir, "detections.json"), results)
+    _write_csv(os.path.join(out_dir, "per_class.csv"), rows,
+               ["name", "id", "gt", "AP", "AP50", "AP75", "precision", "recall", "f1", "tp", "fp", "fn"])
+    _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), match["confusion"], labels)
+    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), match["confusion"], labels,
+                   f"detections (IoU {iou_threshold}, score >= {score_threshold})")
+    plot_pr_curves(os.path.join(out_dir, "pr_curves.png"), coco["pr_curves"])
+    for s in sliced:
+        _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
+        plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("recall", "AP50"))
+    return {
+        "images": len(ds), "detections": len(results), "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold, "coco": coco["summary"],
+        "at_iou": {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
+                   "tp": int(match["tp"].sum()), "fp": int(match["fp"].sum()), "fn": int(match["fn"].sum())},
+        "per_class": rows, "confusion_matrix": {"labels": labels, "matrix": match["confusion"].tolist()},
+        "by_attribute": sliced, "skipped": [str(s) for s in ds.skipped],
+    }
+
+
+def _slice_detection(gt, results, match, spec, iou_threshold, score_threshold) -> dict[str, Any]:
+    """Per bin: recall of the annotations in it (annotation attributes) or, for image fields, every metric on the
+    images in it. An annotation attribute cannot own a false positive, so only recall is defined per bin then."""
+    name, bins = spec
+    images = {im["id"]: im for im in gt["images"]}
+    anns = [a for a in gt["annotations"] if not a.get("iscrowd", 0)]
+    per_ann = [(a, attribute_value(name, a, None)) for a in anns]
+    if any(v is not None for _, v in per_ann):
+        values = [v for _, v in per_ann if v is not None]
+        edges = bin_edges(values, bins)
+        counts = np.zeros(len(edges) - 1, int)
+        hits = np.zeros(len(edges) - 1, int)
+        for a, v in per_ann:
+            b = None if v is None else bin_of(v, edges)
+            if b is not None:
+                counts[b] += 1
+                hits[b] += int(match["matched"].get(a.get("id"), False))
+        rows = [{"bin": bin_label(edges, i), "low": edges[i], "high": edges[i + 1], "objects": int(counts[i]),
+                 "found": int(hits[i]), "recall": float(hits[i] / counts[i]) if counts[i] else None}
+                for i in range(len(edges) - 1)]
+        missing = sum(1 for _, v in per_ann if v is None)
+        return {"attribute": name, "level": "annotation", "edges": edges, "bins": rows, "missing": missing}
+    per_image = {iid: attribute_value(name, None, im) for iid, im in images.items()}
+    values = [v for v in per_image.values() if v is not None]
+    if not values:
+        raise DataError(f"--by-attribute {name!r}: no annotation attribute or image field of that name "
+                        "(try e.g. occlusion, truncation, depth_median, camera.elevation_deg)")
+    edges = bin_edges(values, bins)
+    rows = []
+    for i in range(len(edges) - 1):
+        ids = [iid for iid, v in per_image.items() if v is not None and bin_of(v, edges) == i]
+        sub_gt = dict(gt, images=[images[j] for j in ids], annotations=[a for a in gt["annotations"]
+                                                                            if a["image_id"] in set(ids)])
+        sub = match_detections(sub_gt, [r for r in results if r["image_id"] in set(ids)], iou_threshold,
+                               score_threshold)
+        prf = precision_recall_f1(sub["tp"].sum(), sub["fp"].sum(), sub["fn"].sum())
+        ap = coco_evaluate(gt, results, image_ids=ids)["summary"] if ids else {}
+        rows.append({"bin": bin_label(edges, i), "low": edges[i], "high": edges[i + 1], "images": len(ids),
+                     "objects": int(sub["tp"].sum() + sub["fn"].sum()), "recall": prf["recall"],
+                     "precision": prf["precision"], "f1": prf["f1"], "mAP": ap.get("mAP"), "AP50": ap.get("AP50")})
+    missing = sum(1 for v in per_image.values() if v is None)
+    return {"attribute": name, "level": "image", "edges": edges, "bins": rows, "missing": missing}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Classification
+
+
+def _evaluate_classification(ckpt, data_path, out_dir, specs, device, batch_size, workers, n_resamples,
+                             resample_size, skip_bad, seed, note) -> dict[str, Any]:
+    from trainer.classify import build_classifier_from_checkpoint
+    from trainer.data import classification_dataset, describe_skips
+    from trainer.engine import predict_classification
+    from trainer.transforms import classification_transforms
+
+    tf = classification_transforms(int(ckpt.get("image_size", 224)), [], bool(ckpt.get("grayscale", False)))
+    ds = classification_dataset(data_path, tf, on_problem="skip" if skip_bad else "raise",
+                                padding=float(ckpt.get("padding", 0.1)))
+    note(describe_skips(dataset_name(data_path), ds.skipped))
+    _by_name(ckpt["categories"], ds.categories, data_path)  # same class names, or a DataError
+    remap = {c["name"]: i for i, c in enumerate(ckpt["categories"])}
+    old_names = [c["name"] for c in ds.categories]
+    ds.targets = [remap[old_names[t]] for t in ds.targets]  # dataset labels in the model's order
+    model = build_classifier_from_checkpoint(ckpt).to(device)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    true, pred, score = predict_classification(model, loader, device)
+    names = [c["name"] for c in ckpt["categories"]]
+    k = len(names)
+    rows = bootstrap_class_accuracy(true, pred, k, n_resamples, resample_size, seed=seed)
+    for r in rows:
+        r["name"] = names[r.pop("class")]
+    rows = worst_first(rows, "accuracy")
+    matrix = confusion_matrix(true, pred, k)
+    accuracy = float(np.mean(np.asarray(true) == np.asarray(pred))) if true else None
+    sliced = [_slice_classification(ds, true, pred, spec) for spec in specs]
+
+    with _atomic(os.path.join(out_dir, "predictions.csv")) as f:
+        w = csv.writer(f)
+        w.writerow(["index", "image_id", "annotation_id", "true", "pred", "score"])
+        for i, (t, p, s) in enumerate(zip(true, pred, score, strict=True)):
+            image_id, ann_id = ds.meta[i]
+            w.writerow([i, image_id, "" if ann_id is None else ann_id, names[t], names[p], f"{s:.5f}"])
+    _write_csv(os.path.join(out_dir, "per_class.csv"), rows,
+               ["name", "n", "accuracy", "ci_low", "ci_high", "mean", "min", "max"])
+    _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
+    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names, "classification")
+    plot_class_accuracy(os.path.join(out_dir, "per_class_accuracy.png"), rows)
+    for s in sliced:
+        _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
+        plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("accuracy",))
+    return {"samples": len(ds), "accuracy": accuracy, "bootstrap": {"resamples": n_resamples,
+            "resample_size": resample_size, "confidence": 0.95}, "per_class": rows,
+            "confusion_matrix": {"labels": names, "matrix": matrix.tolist()}, "by_attribute": sliced,
+            "skipped": [str(s) for s in ds.skipped]}
+
+
+def _slice_classification(ds, true, pred, spec) -> dict[str, Any]:
+    name, bins = spec
+    if not hasattr(ds, "annotation"):
+        raise DataError(f"--by-attribute {name!r} needs a COCO dataset (ImageFolder has no attributes)")
+    values = []
+    for i in range(len(ds)):
+        image, ann = ds.annotation(i)
+        values.append(attribute_value(name, ann, image))
+    known = [v for v in values if v is not None]
+    if not known:
+        raise DataError(f"--by-attribute {name!r}: no annotation attribute or image field of that name")
+    edges = bin_edges(known, bins)
+    rows = []
+    for b in range(len(edges) - 1):
+        idx = [i for i, v in enumerate(values) if v is not None and bin_of(v, edges) == b]
+        correct = sum(int(true[i] == pred[i]) for i in idx)
+        rows.append({"bin": bin_label(edges, b), "low": edges[b], "high": edges[b + 1], "samples": len(idx),
+                     "correct": correct, "accuracy": correct / len(idx) if idx else None})
+    return {"attribute": name, "level": "annotation", "edges": edges, "bins": rows,
+            "missing": sum(v is None for v in values)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files and plots
+
+
+class _atomic:
+    """``with _atomic(path) as f:`` writes ``path.tmp`` and renames it into place on success."""
+
+    def __init__(self, path: str):
+        self.path, self.tmp = path, path + ".tmp"
+
+    def __enter__(self):
+        self.f = open(self.tmp, "w", newline="", encoding="utf-8")
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb):
+        self.f.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _write_json(path: str, value: Any) -> None:
+    with _atomic(path) as f:
+        json.dump(value, f, indent=1, default=float)
+
+
+def _write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
+    with _atomic(path) as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+
+
+def _write_matrix(path: str, matrix: np.ndarray, labels: list[str]) -> None:
+    with _atomic(path) as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ pred", *labels])
+        for label, row in zip(labels, matrix.tolist(), strict=True):
+            w.writerow([label, *row])
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: str) -> None:
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_confusion(path: str, matrix: np.ndarray, labels: list[str], title: str) -> None:
+    plt = _figure()
+    size = 2 + 0.5 * len(labels)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+    _save(plt, fig, path)
+
+
+def plot_pr_curves(path: str, curves: dict) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    recall = curves["recall"]
+    for name, c in curves["per_class"].items():
+        prec = [np.nan if v is None else v for v in c["iou50"]]
+        ax.plot(recall, prec, label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("precision-recall at IoU 0.5")
+    ax.legend(fontsize=7)
+    _save(plt, fig, path)
+
+
+def plot_class_accuracy(path: str, rows: list[dict]) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 1 + 0.35 * len(rows)))
+    names = [r["name"] for r in rows]
+    acc = [np.nan if r["accuracy"] is None else r["accuracy"] for r in rows]
+    lo = [0 if r["ci_low"] is None else r["accuracy"] - r["ci_low"] for r in rows]
+    hi = [0 if r["ci_high"] is None else r["ci_high"] - r["accuracy"] for r in rows]
+    ax.barh(names, acc, xerr=[lo, hi], color="tab:blue", alpha=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy (95% bootstrap interval)")
+    ax.invert_yaxis()
+    _save(plt, fig, path)
+
+
+def plot_bins(path: str, sliced: dict, keys: Sequence[str]) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    labels = [b["bin"] for b in sliced["bins"]]
+    for key in keys:
+        ys = [np.nan if b.get(key) is None else b[key] for b in sliced["bins"]]
+        ax.plot(range(len(labels)), ys, marker="o", label=key)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(sliced["attribute"])
+    ax.legend()
+    _save(plt, fig, path)
