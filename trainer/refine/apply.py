@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import time
 from collections.abc import Callable
@@ -38,8 +37,10 @@ def load_refiner_file(path: str) -> dict:
         raise RefineError(f"no refiner at {path!r} (train one with `blendset refine train`)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise RefineError(f"{path} is not a readable refiner checkpoint (corrupt or not a torch file): {e}") from None
+    except Exception as e:  # the unpickler raises many types for a corrupt file (IndexError, EOFError, ...)
+        raise RefineError(
+            f"{path} is not a readable refiner checkpoint (corrupt or not a torch file): {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(ckpt, dict) or "task" not in ckpt:
         raise RefineError(f"{path} is not a Blendset checkpoint (no 'task' entry)")
     if ckpt["task"] != "refine":

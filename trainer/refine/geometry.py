@@ -2,10 +2,11 @@
 
 Two numbers per image:
 
-- ``edge_iou``: Canny edges of input and output (thresholds at fixed quantiles of each image's gradient, so a
-  colour cast alone does not change them), each dilated by ``tolerance`` pixels, then intersection over union.
+- ``edge_iou``: edge maps of input and output (colour gradient above a share of the image's strongest gradient,
+  so a colour cast alone does not change them), each dilated by ``tolerance`` pixels, then intersection over
+  union.
   1.0 means every edge stayed where it was.
-- ``boundary_recall_in`` / ``boundary_recall_out``: the share of instance-mask boundary pixels that have a Canny
+- ``boundary_recall_in`` / ``boundary_recall_out``: the share of instance-mask boundary pixels that have an
   edge within ``tolerance`` pixels, in the input and in the output. A refiner that keeps the labels valid keeps
   the output's value close to the input's (``boundary_agreement`` = out / in, capped at 1).
 """
@@ -14,17 +15,24 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import canny
 
 
-def edge_map(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    """Boolean Canny edges of an H x W (x C) uint8 or float image."""
-    gray = image.astype(np.float32)
-    if gray.ndim == 3:
-        gray = gray.mean(axis=2)
-    if gray.max() - gray.min() < 1e-6:
-        return np.zeros(gray.shape, dtype=bool)
-    return canny(gray, sigma=sigma, low_threshold=0.75, high_threshold=0.9, use_quantiles=True)
+def edge_map(image: np.ndarray, sigma: float = 1.0, relative: float = 0.2) -> np.ndarray:
+    """Boolean edges of an H x W (x C) image: colour gradient magnitude (Sobel per channel after Gaussian
+    smoothing, summed in quadrature, so an edge between two colours of equal brightness still counts) above
+    ``relative`` times the image's strongest gradient. A flat image has no edges."""
+    img = image.astype(np.float32)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    mag = np.zeros(img.shape[:2], dtype=np.float32)
+    for c in range(img.shape[2]):
+        smooth = ndimage.gaussian_filter(img[:, :, c], sigma) if sigma > 0 else img[:, :, c]
+        mag += ndimage.sobel(smooth, axis=0) ** 2 + ndimage.sobel(smooth, axis=1) ** 2
+    mag = np.sqrt(mag)
+    peak = float(mag.max())
+    if peak < 1e-3:
+        return np.zeros(mag.shape, dtype=bool)
+    return mag > relative * peak
 
 
 def _dilate(mask: np.ndarray, tolerance: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training losses of the refiner: least-squares GAN, PatchNCE (CUT/FastCUT), and the geometry constraint.
 
-The geometry constraint compares Sobel gradient maps of the input and the output, each divided by its own mean,
+The geometry constraint compares colour Sobel gradient maps of the input and the output, each divided by its own mean,
 so a global brightness or contrast change costs nothing while a moved, added or removed edge does.
 """
 
@@ -36,14 +36,15 @@ def patch_nce_loss(queries: list[torch.Tensor], keys: list[torch.Tensor], temper
 
 
 def gradient_magnitude(images: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude of the luminance of B x C x H x W images in [-1, 1]."""
-    gray = images.mean(dim=1, keepdim=True)
-    kx = _SOBEL_X.to(images)[None, None]
+    """Colour Sobel gradient magnitude of B x C x H x W images: per-channel gradients summed in quadrature, so an
+    edge between two colours of equal brightness still counts."""
+    b, c, h, w = images.shape
+    kx = _SOBEL_X.to(images)[None, None].repeat(c, 1, 1, 1)
     ky = kx.transpose(2, 3)
-    padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(padded, kx)
-    gy = F.conv2d(padded, ky)
-    return torch.sqrt(gx * gx + gy * gy + 1e-6)
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(padded, kx, groups=c)
+    gy = F.conv2d(padded, ky, groups=c)
+    return torch.sqrt((gx * gx + gy * gy).sum(dim=1, keepdim=True) + 1e-6)
 
 
 def edge_consistency_loss(source: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
