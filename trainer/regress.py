@@ -252,13 +252,19 @@ def train_regression(
     naive = train_norm.mean(axis=0)
     val_records = load_param_records(val) if val else train_records
     val_norm = scaler.normalize(val_records.values(names))
-    note(f"{len(train_records.paths)} training images, {len(val_records.paths)} validation images, "
-         f"targets {', '.join(names)}")
+    note(
+        f"{len(train_records.paths)} training images, {len(val_records.paths)} validation images, "
+        f"targets {', '.join(names)}"
+    )
 
     generator = torch.Generator().manual_seed(seed)
     train_loader = torch.utils.data.DataLoader(
-        RegressionDataset(train_records, train_norm, image_size), batch_size=batch_size, shuffle=True,
-        num_workers=workers, generator=generator, drop_last=len(train_records.paths) > batch_size,
+        RegressionDataset(train_records, train_norm, image_size),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        generator=generator,
+        drop_last=len(train_records.paths) > batch_size,
     )
     val_loader = torch.utils.data.DataLoader(
         RegressionDataset(val_records, val_norm, image_size), batch_size=batch_size, num_workers=workers
@@ -268,9 +274,17 @@ def train_regression(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
     args = {
-        "train": os.path.abspath(train), "val": os.path.abspath(val) if val else None, "targets": names,
-        "model": model_name, "epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size,
-        "weights": weights, "seed": seed, "weight_decay": weight_decay,
+        "train": os.path.abspath(train),
+        "val": os.path.abspath(val) if val else None,
+        "targets": names,
+        "model": model_name,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "image_size": image_size,
+        "weights": weights,
+        "seed": seed,
+        "weight_decay": weight_decay,
     }
     start_epoch, best = _start(out, resume, model, optimizer, scheduler, model_name, args, note)
     write_json(os.path.join(out, "args.json"), args)
@@ -280,43 +294,70 @@ def train_regression(
     t0 = time.perf_counter()
     images_trained = 0
     for epoch in range(start_epoch, epochs):
-        stats = train_one_epoch(model, optimizer, train_loader, device, epoch, _mse_loss, progress=progress,
-                                metrics_log=log)
+        stats = train_one_epoch(
+            model, optimizer, train_loader, device, epoch, _mse_loss, progress=progress, metrics_log=log
+        )
         images_trained += int(stats["images"])
         scheduler.step()
         pred = predict(model, val_loader, device)
         val_mse = float(mse_per_target(pred, val_norm).mean())
         improved = val_mse < best
         best = min(best, val_mse)
-        record = {"epoch": epoch, "train_loss": stats["loss"], "val_mse": val_mse, "naive_val_mse": naive_val_mse,
-                  "img_s": stats["img_s"], "lr": optimizer.param_groups[0]["lr"]}
+        record = {
+            "epoch": epoch,
+            "train_loss": stats["loss"],
+            "val_mse": val_mse,
+            "naive_val_mse": naive_val_mse,
+            "img_s": stats["img_s"],
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         log.write("epoch", **record)
         history.append(record)
         ckpt = {
-            "task": "regress", "model_name": model_name, "categories": [], "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(), "scaler": None,
-            "epoch": epoch, "args": args, "blendset_version": __version__, "targets": names,
-            "target_ranges": scaler.to_dict(), "target_mean": [float(v) for v in naive],
-            "image_size": image_size, "best_val_mse": best, "val_mse": val_mse,
+            "task": "regress",
+            "model_name": model_name,
+            "categories": [],
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": scheduler.state_dict(),
+            "scaler": None,
+            "epoch": epoch,
+            "args": args,
+            "blendset_version": __version__,
+            "targets": names,
+            "target_ranges": scaler.to_dict(),
+            "target_mean": [float(v) for v in naive],
+            "image_size": image_size,
+            "best_val_mse": best,
+            "val_mse": val_mse,
         }
         save_checkpoint(os.path.join(out, "checkpoint.pth"), ckpt)
         if improved:
             save_checkpoint(os.path.join(out, "best.pth"), ckpt)
-        note(f"epoch {epoch}: train mse {stats['loss']:.4f}, val mse {val_mse:.4f} (naive {naive_val_mse:.4f}), "
-             f"{stats['img_s']:.1f} img/s")
+        note(
+            f"epoch {epoch}: train mse {stats['loss']:.4f}, val mse {val_mse:.4f} (naive {naive_val_mse:.4f}), "
+            f"{stats['img_s']:.1f} img/s"
+        )
     seconds = time.perf_counter() - t0
     summary = {
-        "run_dir": out, "targets": names, "epochs": epochs, "best_val_mse": best, "naive_val_mse": naive_val_mse,
-        "history": history, "seconds": round(seconds, 3),
+        "run_dir": out,
+        "targets": names,
+        "epochs": epochs,
+        "best_val_mse": best,
+        "naive_val_mse": naive_val_mse,
+        "history": history,
+        "seconds": round(seconds, 3),
         "img_per_s": round(images_trained / seconds, 2) if images_trained and seconds > 0 else None,
-        "device": device, "target_ranges": scaler.to_dict(),
+        "device": device,
+        "target_ranges": scaler.to_dict(),
     }
     write_json(os.path.join(out, "summary.json"), summary)
     return summary
 
 
-def _start(out: str, resume: bool, model, optimizer, scheduler, model_name: str, args: dict,
-           note: Note) -> tuple[int, float]:
+def _start(
+    out: str, resume: bool, model, optimizer, scheduler, model_name: str, args: dict, note: Note
+) -> tuple[int, float]:
     """(first epoch, best validation MSE so far): 0 and inf for a new run, the saved state with ``resume``."""
     path = os.path.join(out, "checkpoint.pth")
     if not resume:
@@ -430,18 +471,28 @@ def evaluate_regression(
     per_target = {}
     for j, name in enumerate(names):
         per_target[name] = {
-            "mae": float(err_model[:, j].mean()), "rmse": float(np.sqrt((err_model[:, j] ** 2).mean())),
-            "naive_mae": float(err_naive[:, j].mean()), "naive_rmse": float(np.sqrt((err_naive[:, j] ** 2).mean())),
-            "mse_normalized": float(sq_model[:, j].mean()), "naive_mse_normalized": float(sq_naive[:, j].mean()),
+            "mae": float(err_model[:, j].mean()),
+            "rmse": float(np.sqrt((err_model[:, j] ** 2).mean())),
+            "naive_mae": float(err_naive[:, j].mean()),
+            "naive_rmse": float(np.sqrt((err_naive[:, j] ** 2).mean())),
+            "mse_normalized": float(sq_model[:, j].mean()),
+            "naive_mse_normalized": float(sq_naive[:, j].mean()),
         }
     mse, naive_mse = float(sq_model.mean()), float(sq_naive.mean())
     metrics = {
-        "task": "regress", "data": os.path.abspath(data_path), "checkpoint_epoch": ckpt.get("epoch"),
-        "images": len(records.paths), "targets": names, "target_ranges": scaler.to_dict(),
-        "mse_normalized": mse, "naive_mse_normalized": naive_mse,
+        "task": "regress",
+        "data": os.path.abspath(data_path),
+        "checkpoint_epoch": ckpt.get("epoch"),
+        "images": len(records.paths),
+        "targets": names,
+        "target_ranges": scaler.to_dict(),
+        "mse_normalized": mse,
+        "naive_mse_normalized": naive_mse,
         "skill": 1.0 - mse / naive_mse if naive_mse > 0 else None,
-        "better_than_naive": mse < naive_mse, "per_target": per_target,
-        "img_per_s": round(len(records.paths) / seconds, 2) if seconds > 0 else None, "device": device,
+        "better_than_naive": mse < naive_mse,
+        "per_target": per_target,
+        "img_per_s": round(len(records.paths) / seconds, 2) if seconds > 0 else None,
+        "device": device,
     }
 
     _write_errors_csv(os.path.join(out_dir, "errors.csv"), records, names, true, pred, naive_pred)
@@ -466,9 +517,17 @@ def _write_errors_csv(path, records, names, true, pred, naive_pred) -> None:
         w.writerow(["image_id", "file", "target", "true", "predicted", "abs_error", "naive_abs_error"])
         for i, image_id in enumerate(records.image_ids):
             for j, name in enumerate(names):
-                w.writerow([image_id, os.path.basename(records.paths[i]), name, f"{true[i, j]:.6g}",
-                            f"{pred[i, j]:.6g}", f"{abs(pred[i, j] - true[i, j]):.6g}",
-                            f"{abs(naive_pred[i, j] - true[i, j]):.6g}"])
+                w.writerow(
+                    [
+                        image_id,
+                        os.path.basename(records.paths[i]),
+                        name,
+                        f"{true[i, j]:.6g}",
+                        f"{pred[i, j]:.6g}",
+                        f"{abs(pred[i, j] - true[i, j]):.6g}",
+                        f"{abs(naive_pred[i, j] - true[i, j]):.6g}",
+                    ]
+                )
     os.replace(tmp, path)
 
 

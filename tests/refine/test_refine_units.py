@@ -64,8 +64,9 @@ def _tiny_refiner(tmp_path, steps: int = 2, **kw) -> str:
     syn = rng.integers(0, 255, (6, 24, 24, 3)).astype(np.uint8)
     real = rng.integers(0, 255, (6, 24, 24, 3)).astype(np.uint8)
     out = str(tmp_path / "refiner")
-    train_refiner(syn, real, out, model="fastcut", steps=steps, image_size=16, batch=2, ngf=4, n_blocks=1,
-                  num_patches=16, **kw)
+    train_refiner(
+        syn, real, out, model="fastcut", steps=steps, image_size=16, batch=2, ngf=4, n_blocks=1, num_patches=16, **kw
+    )
     return out
 
 
@@ -110,8 +111,9 @@ def test_model_file_errors_are_clear(tmp_path):
 
     from trainer.cli import cli
 
-    result = CliRunner().invoke(cli, ["refine", "apply", "--model", str(corrupt), data, str(tmp_path / "o"), "-q",
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        cli, ["refine", "apply", "--model", str(corrupt), data, str(tmp_path / "o"), "-q", "--device", "cpu"]
+    )
     assert result.exit_code == 1 and "not a readable refiner checkpoint" in result.output
 
 
@@ -136,8 +138,19 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     syn = rng.integers(0, 255, (6, 24, 24, 3)).astype(np.uint8)
     real = rng.integers(0, 255, (6, 24, 24, 3)).astype(np.uint8)
-    s = train_refiner(syn, real, run, model="fastcut", steps=6, image_size=16, batch=2, ngf=4, n_blocks=1,
-                      num_patches=16, save_every=2)
+    s = train_refiner(
+        syn,
+        real,
+        run,
+        model="fastcut",
+        steps=6,
+        image_size=16,
+        batch=2,
+        ngf=4,
+        n_blocks=1,
+        num_patches=16,
+        save_every=2,
+    )
     assert s["resumed_from"] == 4 and s["steps_this_run"] == 2
     with open(os.path.join(run, "metrics.jsonl")) as f:
         steps = [json.loads(line)["step"] for line in f]
@@ -151,7 +164,8 @@ def test_refine_arrays_keeps_shape_and_dtype_for_digits(tmp_path):
 
     real = load_digits().images[:40]  # 8x8 floats, 0..16
     synthetic = np.clip(real[40:0:-1][:40] * 0.6 + 3.0, 0, 16)  # a planted "font" look: low contrast, lifted
-    refined, summary = refine_arrays(synthetic, real, str(tmp_path / "digits"), steps=3, batch=4, ngf=4,
-                                     n_blocks=1, num_patches=8)
+    refined, summary = refine_arrays(
+        synthetic, real, str(tmp_path / "digits"), steps=3, batch=4, ngf=4, n_blocks=1, num_patches=8
+    )
     assert refined.shape == synthetic.shape and refined.dtype == synthetic.dtype
     assert summary["steps"] == 3 and 0 <= refined.min() and refined.max() <= 16.0 + 1e-9

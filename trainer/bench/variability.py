@@ -55,13 +55,14 @@ class Scale:
 
 SCALES = {
     # Wiring check: minutes on 2 CPU cores, numbers too small to mean anything.
-    "toy": Scale(train_count=16, test_count=12, resolution=(64, 64), samples=1, epochs=2, image_size=64,
-                 batch_size=8),
+    "toy": Scale(train_count=16, test_count=12, resolution=(64, 64), samples=1, epochs=2, image_size=64, batch_size=8),
     # A CPU evening or a GPU's minutes; the comparison is meaningful from here on.
-    "small": Scale(train_count=400, test_count=200, resolution=(96, 96), samples=4, epochs=12, image_size=96,
-                   batch_size=32),
-    "full": Scale(train_count=4000, test_count=1000, resolution=(160, 160), samples=16, epochs=20, image_size=128,
-                  batch_size=64),
+    "small": Scale(
+        train_count=400, test_count=200, resolution=(96, 96), samples=4, epochs=12, image_size=96, batch_size=32
+    ),
+    "full": Scale(
+        train_count=4000, test_count=1000, resolution=(160, 160), samples=16, epochs=20, image_size=128, batch_size=64
+    ),
 }
 
 
@@ -88,8 +89,23 @@ def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -
     os.makedirs(out, exist_ok=True)
     cfg_path = os.path.join(out, "bench_config.json")
     save_config(dataclasses.replace(config, count=count, seed=seed), cfg_path)
-    cmd = [sys.executable, "-m", "trainer", "render", "--config", cfg_path, "--out", out, "--scene-script",
-           os.path.abspath(SCENE_SCRIPT), "--count", str(count), "--seed", str(seed), "--in-process"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "render",
+        "--config",
+        cfg_path,
+        "--out",
+        out,
+        "--scene-script",
+        os.path.abspath(SCENE_SCRIPT),
+        "--count",
+        str(count),
+        "--seed",
+        str(seed),
+        "--in-process",
+    ]
     note(f"rendering {count} frames ({config.preset}) into {out}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -108,13 +124,26 @@ def _train(data: str, run: str, scale: Scale, seed: int, device: str, note: Note
             note(f"{run}: already trained")
             return summary
     resume = os.path.exists(os.path.join(run, "checkpoint.pth"))
-    return train_regression(data, None, run, list(TARGETS), model_name=scale.model, epochs=scale.epochs,
-                            batch_size=scale.batch_size, lr=scale.lr, image_size=scale.image_size, seed=seed,
-                            device=device, resume=resume, note=note)
+    return train_regression(
+        data,
+        None,
+        run,
+        list(TARGETS),
+        model_name=scale.model,
+        epochs=scale.epochs,
+        batch_size=scale.batch_size,
+        lr=scale.lr,
+        image_size=scale.image_size,
+        seed=seed,
+        device=device,
+        resume=resume,
+        note=note,
+    )
 
 
-def run_variability(out: str, scale: str = "toy", device: str = "cpu", seed: int = 0,
-                    note: Note = lambda message: None) -> dict:
+def run_variability(
+    out: str, scale: str = "toy", device: str = "cpu", seed: int = 0, note: Note = lambda message: None
+) -> dict:
     """Render, train, evaluate and compare; returns (and writes to ``out/results.json``) the table rows."""
     from trainer.regress import evaluate_regression
 
@@ -123,25 +152,44 @@ def run_variability(out: str, scale: str = "toy", device: str = "cpu", seed: int
     sc = SCALES[scale]
     base = base_config(sc, seed)
     t0 = time.perf_counter()
-    test_dir = render(apply_preset(base, "all"), os.path.join(out, "data", "test_all"), sc.test_count,
-                      seed + 1000, note)
+    test_dir = render(
+        apply_preset(base, "all"), os.path.join(out, "data", "test_all"), sc.test_count, seed + 1000, note
+    )
     rows = []
     for i, preset in enumerate(PRESETS):
         data = render(apply_preset(base, preset), os.path.join(out, "data", preset), sc.train_count, seed + i, note)
         run = os.path.join(out, "runs", preset)
         summary = _train(data, run, sc, seed, device, note)
-        metrics = evaluate_regression(run, test_dir, os.path.join(run, "eval", "test_all"),
-                                      by_attribute=["camera.azimuth_deg"], device=device, saliency_samples=2)
-        rows.append({
-            "train": preset, "test": "all", "mse": metrics["mse_normalized"],
-            "naive_mse": metrics["naive_mse_normalized"], "skill": metrics["skill"],
-            "better_than_naive": metrics["better_than_naive"],
-            "train_img_per_s": summary.get("img_per_s"),
-            **{f"mae[{t}]": metrics["per_target"][t]["mae"] for t in TARGETS},
-        })
+        metrics = evaluate_regression(
+            run,
+            test_dir,
+            os.path.join(run, "eval", "test_all"),
+            by_attribute=["camera.azimuth_deg"],
+            device=device,
+            saliency_samples=2,
+        )
+        rows.append(
+            {
+                "train": preset,
+                "test": "all",
+                "mse": metrics["mse_normalized"],
+                "naive_mse": metrics["naive_mse_normalized"],
+                "skill": metrics["skill"],
+                "better_than_naive": metrics["better_than_naive"],
+                "train_img_per_s": summary.get("img_per_s"),
+                **{f"mae[{t}]": metrics["per_target"][t]["mae"] for t in TARGETS},
+            }
+        )
     finding = check_finding(rows)
-    results = {"scale": scale, "settings": dataclasses.asdict(sc), "device": device, "seed": seed, "rows": rows,
-               "finding": finding, "seconds": round(time.perf_counter() - t0, 1)}
+    results = {
+        "scale": scale,
+        "settings": dataclasses.asdict(sc),
+        "device": device,
+        "seed": seed,
+        "rows": rows,
+        "finding": finding,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     _write_tables(out, rows)
     results["plots"] = [_plot_violin(out), _plot_vs_azimuth(out, test_dir)]
     tmp = os.path.join(out, "results.json.tmp")

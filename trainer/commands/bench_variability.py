@@ -11,8 +11,13 @@ from trainer.options import device_option, out_option, overwrite_option, seed_op
 
 @click.command("variability", short_help="Train on none/angle/angle_bg/all renders, test on all (seed 003).")
 @out_option
-@click.option("--scale", type=click.Choice(["toy", "small", "full"]), default="toy", show_default=True,
-              help="toy: wiring check in minutes; small: a CPU evening; full: GPU-sized.")
+@click.option(
+    "--scale",
+    type=click.Choice(["toy", "small", "full"]),
+    default="toy",
+    show_default=True,
+    help="toy: wiring check in minutes; small: a CPU evening; full: GPU-sized.",
+)
 @device_option
 @seed_option
 @overwrite_option

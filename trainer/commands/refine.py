@@ -35,23 +35,59 @@ def refine() -> None:
 
 
 @refine.command("train", short_help="Train an unpaired render-to-real translator.")
-@click.option("--synthetic", "-s", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Rendered dataset folder (annotations.json + images/) or a folder of images.")
-@click.option("--real", "-r", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Real images: a COCO dataset folder or a plain folder of images (no labels needed).")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
-              help="Run folder: refiner.pth, checkpoint.pth (resumable), metrics.jsonl, summary.json.")
-@click.option("--model", type=click.Choice(["cut", "fastcut", "cyclegan"]), default="cut", show_default=True,
-              help="CUT and FastCUT are one-sided (about half of CycleGAN's cost); CycleGAN trains both ways.")
+@click.option(
+    "--synthetic",
+    "-s",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Rendered dataset folder (annotations.json + images/) or a folder of images.",
+)
+@click.option(
+    "--real",
+    "-r",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Real images: a COCO dataset folder or a plain folder of images (no labels needed).",
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder: refiner.pth, checkpoint.pth (resumable), metrics.jsonl, summary.json.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["cut", "fastcut", "cyclegan"]),
+    default="cut",
+    show_default=True,
+    help="CUT and FastCUT are one-sided (about half of CycleGAN's cost); CycleGAN trains both ways.",
+)
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Training steps.")
-@click.option("--image-size", default=64, show_default=True, type=click.IntRange(8),
-              help="Side of the random training crops, taken at native resolution.")
+@click.option(
+    "--image-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(8),
+    help="Side of the random training crops, taken at native resolution.",
+)
 @click.option("--batch", default=4, show_default=True, type=click.IntRange(1), help="Images per domain and step.")
 @click.option("--lr", default=5e-4, show_default=True, type=float, help="Adam learning rate.")
-@click.option("--lambda-edge", default=10.0, show_default=True, type=float,
-              help="Weight of the edge-consistency constraint that keeps the geometry (0 turns it off).")
-@click.option("--blocks", "n_blocks", default=4, show_default=True, type=click.IntRange(0),
-              help="Residual blocks in the generator.")
+@click.option(
+    "--lambda-edge",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Weight of the edge-consistency constraint that keeps the geometry (0 turns it off).",
+)
+@click.option(
+    "--blocks",
+    "n_blocks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Residual blocks in the generator.",
+)
 @device_option
 @seed_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -75,9 +111,21 @@ def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_
 
     with _errors():
         try:
-            summary = train_refiner(synthetic, real, out, model=model, steps=steps, image_size=image_size,
-                                    batch=batch, device=device, progress=progress, lr=lr, lambda_edge=lambda_edge,
-                                    n_blocks=n_blocks, seed=seed)
+            summary = train_refiner(
+                synthetic,
+                real,
+                out,
+                model=model,
+                steps=steps,
+                image_size=image_size,
+                batch=batch,
+                device=device,
+                progress=progress,
+                lr=lr,
+                lambda_edge=lambda_edge,
+                n_blocks=n_blocks,
+                seed=seed,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -86,14 +134,25 @@ def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_
 
 
 @refine.command("apply", short_help="Write a refined copy of a dataset, labels unchanged.")
-@click.option("--model", "-m", "model_path", required=True, type=click.Path(exists=True),
-              help="A refiner run folder or its refiner.pth.")
+@click.option(
+    "--model",
+    "-m",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="A refiner run folder or its refiner.pth.",
+)
 @click.argument("synthetic", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @overwrite_option
 @device_option
-@click.option("--min-edge-iou", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Fail (exit 1, output kept) when the mean edge IoU between input and output is below this.")
+@click.option(
+    "--min-edge-iou",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fail (exit 1, output kept) when the mean edge IoU between input and output is below this.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def apply_cmd(model_path, synthetic, out, overwrite, device, min_edge_iou, quiet):
     """Refine every image of the SYNTHETIC dataset into OUT. annotations.json, masks, depth and frame records are
@@ -128,5 +187,7 @@ def apply_cmd(model_path, synthetic, out, overwrite, device, min_edge_iou, quiet
         err=True,
     )
     if report["edge_iou_mean"] < min_edge_iou:
-        raise click.ClickException(f"mean edge IoU {report['edge_iou_mean']:.3f} is below --min-edge-iou "
-                                   f"{min_edge_iou}: the refiner moved edges")
+        raise click.ClickException(
+            f"mean edge IoU {report['edge_iou_mean']:.3f} is below --min-edge-iou "
+            f"{min_edge_iou}: the refiner moved edges"
+        )

@@ -10,28 +10,67 @@ from trainer.options import device_option, seed_option, workers_option
 
 
 @click.command("regress", short_help="Regress recorded render parameters from images.")
-@click.option("--train", "train_path", required=True, type=click.Path(exists=True),
-              help="A Blendset dataset (annotations.json with images[*].blendset.params).")
-@click.option("--val", "val_path", type=click.Path(exists=True), default=None,
-              help="Validation dataset that picks best.pth (default: the training set).")
+@click.option(
+    "--train",
+    "train_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="A Blendset dataset (annotations.json with images[*].blendset.params).",
+)
+@click.option(
+    "--val",
+    "val_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="Validation dataset that picks best.pth (default: the training set).",
+)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
-@click.option("--targets", required=True, metavar="NAME,NAME,...",
-              help="Recorded parameters to predict, e.g. camera.elevation_deg,camera.azimuth_deg,lights.energy_w.")
+@click.option(
+    "--targets",
+    required=True,
+    metavar="NAME,NAME,...",
+    help="Recorded parameters to predict, e.g. camera.elevation_deg,camera.azimuth_deg,lights.energy_w.",
+)
 @click.option("--model", "model_name", default="resnet18", show_default=True, help="torchvision backbone.")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate (cosine decay).")
-@click.option("--image-size", default=128, show_default=True, type=click.IntRange(16),
-              help="Images are squashed to this square size (no crop, no flip: both would change the targets).")
-@click.option("--weights", default="none", show_default=True, metavar="none|imagenet|PATH",
-              help="Backbone initialisation; imagenet reads torchvision's local cache only.")
+@click.option(
+    "--image-size",
+    default=128,
+    show_default=True,
+    type=click.IntRange(16),
+    help="Images are squashed to this square size (no crop, no flip: both would change the targets).",
+)
+@click.option(
+    "--weights",
+    default="none",
+    show_default=True,
+    metavar="none|imagenet|PATH",
+    help="Backbone initialisation; imagenet reads torchvision's local cache only.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pth.")
 @seed_option
 @device_option
 @workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
-def regress(train_path, val_path, out, targets, model_name, epochs, batch_size, lr, image_size, weights, resume,
-            seed, device, workers, quiet):
+def regress(
+    train_path,
+    val_path,
+    out,
+    targets,
+    model_name,
+    epochs,
+    batch_size,
+    lr,
+    image_size,
+    weights,
+    resume,
+    seed,
+    device,
+    workers,
+    quiet,
+):
     """Train a backbone with a linear head on normalized targets (each mapped from its training range onto
     [-1, 1], MSE loss). The naive baseline, always predicting the training mean, is reported beside the model.
 
@@ -51,9 +90,22 @@ def regress(train_path, val_path, out, targets, model_name, epochs, batch_size, 
     note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     try:
         summary = train_regression(
-            train_path, val_path, out, targets, model_name=model_name, epochs=epochs, batch_size=batch_size, lr=lr,
-            image_size=image_size, weights=weights, seed=seed, device=device, workers=workers, resume=resume,
-            progress=progress, note=note,
+            train_path,
+            val_path,
+            out,
+            targets,
+            model_name=model_name,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            image_size=image_size,
+            weights=weights,
+            seed=seed,
+            device=device,
+            workers=workers,
+            resume=resume,
+            progress=progress,
+            note=note,
         )
     except (RegressError, WeightsError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
