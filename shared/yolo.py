@@ -54,6 +54,14 @@ def _place_image(src: str, dst: str, link: bool) -> None:
     os.replace(tmp, dst)
 
 
+def _link_path(out_dir: str, name: str) -> str:
+    """Where an image link goes; checks the folder only, since the link itself may point outside."""
+    base = os.path.basename(name)
+    if base in ("", ".", ".."):
+        raise ValueError(f"image file name {name!r} is not a file name")
+    return os.path.join(safe_join(out_dir, "images", os.path.dirname(name) or "."), base)
+
+
 def _fmt(v: float) -> str:
     return f"{min(max(v, 0.0), 1.0):.6f}"
 
@@ -135,7 +143,7 @@ def export_yolo(
         _write_text_atomic(label_path, "".join(line + "\n" for line in lines))
         src = safe_join(images_dir, name)
         if os.path.exists(src):
-            _place_image(src, safe_join(out_dir, "images", name), link_images)
+            _place_image(src, _link_path(out_dir, name), link_images)
         else:
             missing.append(iid)
 
