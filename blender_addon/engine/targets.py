@@ -229,12 +229,12 @@ def realize_instances(
         src = inst.parent.original
         if kinds.get(src.name) is None:
             continue
-        ob_eval = inst.instance_object
+        ob_eval = inst.object
         if ob_eval.type not in RENDERABLE:
             continue
-        key = 0 if kinds[src.name] == "collection" else tuple(inst.persistent_id)[:1]
-        mesh = bpy.data.meshes.new_from_object(ob_eval, preserve_all_data_layers=True, depsgraph=depsgraph)
-        state.track(mesh)
+        # persistent_id: [0] the instancer's element (dupli-verts, particles), [1] the geometry-nodes instance.
+        key = 0 if kinds[src.name] == "collection" else tuple(inst.persistent_id)[:2]
+        mesh = state.track(_instance_mesh(ob_eval, depsgraph))
         groups.setdefault(src.name, {}).setdefault(key, []).append((mesh, inst.matrix_world.copy()))
 
     out: list[Target] = []
@@ -266,6 +266,13 @@ def realize_instances(
             name = t.name if kind == "collection" else f"{t.name}[{k}]"
             out.append(Target(name=name, category=t.category, root=src, parts=parts))
     return out
+
+
+def _instance_mesh(ob_eval: Any, depsgraph: Any) -> Any:
+    """A standalone copy of an instance's evaluated mesh (geometry-nodes instances have no original object)."""
+    if isinstance(ob_eval.data, bpy.types.Mesh):
+        return ob_eval.data.copy()
+    return bpy.data.meshes.new_from_object(ob_eval, preserve_all_data_layers=True, depsgraph=depsgraph)
 
 
 def _own_geometry(src: Any, depsgraph: Any, state: SceneState) -> Any:
