@@ -173,3 +173,95 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
         click.echo(f"  {c['name']}: weight {c['weight']:.2f}, distance {c['distance_min_m']:.2f}.."
                    f"{c['distance_max_m']:.2f} m", err=True)
     click.echo(out)
+
+
+@gap.command("predict-metadata", short_help="Learn depth/occlusion/background/shape from features; label real boxes.")
+@synthetic_option
+@real_option
+@out_option
+@click.option("--extractor", "extractors", multiple=True, default=("random",), show_default=True,
+              help=EXTRACTOR_HELP + " Repeat to benchmark several.")
+@click.option("--target", "targets", multiple=True,
+              type=click.Choice(["depth_median", "occlusion", "background_similarity", "occlusion_ad2", "distance",
+                                 "shape"]),
+              default=("depth_median", "occlusion", "background_similarity", "shape"), show_default=True)
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@size_option
+@device_option
+@seed_option
+@overwrite_option
+@quiet_option
+def predict_metadata(synthetic, real, out, extractors, targets, folds, size, device, seed, overwrite, quiet) -> None:
+    """Fit linear models from frozen synthetic box features to rendered-only metadata, report cross-validated
+    R² / accuracy per extractor (seed 002 table 5.8), then label the real boxes (OUT/real_metadata.csv)."""
+    from trainer.gap.predict import format_table
+    from trainer.gap.predict import predict_metadata as run
+
+    with _errors(), _progress(quiet) as progress:
+        s = run(synthetic, real, out, extractors=extractors, targets=targets, folds=folds, size=size,
+                device=_device(device), seed=seed, overwrite=overwrite, progress=progress)
+    click.echo(format_table(s), err=True)
+    click.echo(f"{out}/real_metadata.csv")
+
+
+@gap.command(short_help="Error analysis of a trained model on real data -> rendering plan.")
+@click.option("--model", "model", required=True, type=click.Path(exists=True),
+              help="Training run folder (RUN/eval/<real-name>/ results are used, or created).")
+@real_option
+@out_option
+@click.option("--base-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Config the plan starts from (normally the one that rendered the training set).")
+@click.option("--count", default=200, show_default=True, type=click.IntRange(1), help="Frames in the plan.")
+@click.option("--score-threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Detection: a detection counts when its score is at least this.")
+@device_option
+@overwrite_option
+@quiet_option
+def suggest(model, real, out, base_config, count, score_threshold, device, overwrite, quiet) -> None:
+    """Find the worst classes and the metadata bins where a trained model's errors on real data concentrate
+    (small boxes, dark images, high elevation, ...), and write OUT/plan.json (a mixture config with per-class
+    frame quotas and shifted ranges), OUT/plan.md (the reasons in words) and OUT/suggest.json."""
+    from trainer.gap.suggest import suggest as run
+
+    def note(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    with _errors(), _progress(quiet) as progress:
+        s = run(model, real, out, base_config=base_config, count=count, score_threshold=score_threshold,
+                device=device, overwrite=overwrite, note=note, progress=progress)
+    worst = s["classes"][0]
+    click.echo(f"worst class: {worst['class']} ({s['metric']} {worst['rate']:.3f}); "
+               f"{len(s['flagged_bins'])} metadata bin(s) with concentrated errors", err=True)
+    click.echo(f"{out}/plan.md")
+
+
+@gap.command(short_help="Dataset quality score without training, with a bootstrap interval.")
+@synthetic_option
+@real_option
+@click.option("--extractor", default="random", show_default=True, help=EXTRACTOR_HELP)
+@size_option
+@click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(10))
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the result here.")
+@device_option
+@seed_option
+@quiet_option
+def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, quiet) -> None:
+    """Seed 002 section 5.5: the mean of the metadata distances that matter and a feature-space KNN term.
+    Lower is closer to the real set. Its correlation with mAP is weak when datasets are close."""
+    from trainer.gap.score import score as run
+
+    with _errors(), _progress(quiet) as progress:
+        r = run(synthetic, real, extractor=extractor, n_boot=n_boot, k=k, size=size, device=_device(device),
+                seed=seed, progress=progress)
+    b = r["bootstrap"]
+    for w in r["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"note: {r['caveat']}", err=True)
+    if json_out:
+        from shared.coco import write_json_atomic
+
+        write_json_atomic(json_out, r, indent=2)
+    terms = ", ".join(f"{k2} {v:.3f}" for k2, v in r["terms"].items())
+    click.echo(f"score {r['score']:.3f} (bootstrap {b['mean']:.3f} ± {b['std']:.3f}, 95% CI "
+               f"{b['ci95'][0]:.3f}-{b['ci95'][1]:.3f}); terms: {terms}")
