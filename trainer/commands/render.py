@@ -1,0 +1,247 @@
+"""``blendset render`` and ``blendset merge``: thin wrappers over the launcher and ``shared.merge``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import click
+
+from trainer.options import out_option
+
+
+def _check_config(path: str):
+    from shared.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--config") from None
+
+
+def _progress_bar(total: int, quiet: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=click.get_text_stream("stderr"))
+
+
+@click.command(short_help="Render a labelled dataset with Blender.")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Dataset config JSON."
+)
+@out_option
+@click.option("--scene", type=click.Path(exists=True, dir_okay=False), help=".blend file to render.")
+@click.option(
+    "--scene-script",
+    type=click.Path(exists=True, dir_okay=False),
+    help="scenes/<name>/build.py that builds the scene into an empty file.",
+)
+@click.option("--count", type=click.IntRange(0), default=None, help="Frames in the dataset [default: config].")
+@click.option("--seed", type=int, default=None, help="Random seed [default: config].")
+@click.option("--shard", default="0/1", show_default=True, metavar="I/N", help="Render the I-th of N frame blocks.")
+@click.option(
+    "--blender",
+    "blender_path",
+    default=None,
+    metavar="PATH",
+    help="Blender binary [default: env BLENDER, else blender on PATH, else the bpy module].",
+)
+@click.option("--in-process", is_flag=True, help="Use the bpy module of this Python (in a subprocess).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Render shards as Ray tasks: a local cluster, or ADDRESS (auto, ray://host:10001).",
+)
+@click.option("--shards", type=click.IntRange(1), default=None, help="With --ray: number of shards [default: CPUs].")
+@click.option("--num-cpus", type=float, default=1.0, show_default=True, help="With --ray: CPUs per shard task.")
+@click.option("--num-gpus", type=float, default=0.0, show_default=True, help="With --ray: GPUs per shard task.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def render(
+    config_path,
+    out,
+    scene,
+    scene_script,
+    count,
+    seed,
+    shard,
+    blender_path,
+    in_process,
+    ray_address,
+    shards,
+    num_cpus,
+    num_gpus,
+    quiet,
+):
+    """Render COUNT frames of the dataset described by --config into --out.
+
+    \b
+    Examples:
+      blendset render --config cfg.json --out synth/ --scene-script scenes/basic/build.py --count 100
+      blendset render --config cfg.json --out synth/ --scene shop.blend --shard 1/4
+      blendset render --config cfg.json --out s3://bucket/synth --scene-script scenes/basic/build.py --ray --shards 8
+
+    A rerun with the same arguments resumes: frames already written are kept. The output folder must not hold
+    a dataset made with another config.
+    """
+    from shared.merge import parse_shard
+
+    config = _check_config(config_path)
+    if scene and scene_script:
+        raise click.UsageError("give --scene or --scene-script, not both")
+    count = config.count if count is None else count
+    seed = config.seed if seed is None else seed
+    if ray_address is not None:
+        return _render_ray(
+            config_path,
+            out,
+            count,
+            seed,
+            shards,
+            ray_address,
+            scene,
+            scene_script,
+            blender_path,
+            num_cpus,
+            num_gpus,
+            quiet,
+        )
+    try:
+        parse_shard(shard)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--shard") from None
+    from trainer import render_launcher as launcher
+
+    blender = None if in_process else launcher.find_blender(blender_path)
+    if blender is None and not launcher.have_bpy_module():
+        raise click.UsageError("no Blender binary found (--blender, env BLENDER, PATH) and no bpy module installed")
+    if "://" in out:
+        with tempfile.TemporaryDirectory(prefix="blendset-render-") as local:
+            _render_local(launcher, config_path, local, scene, scene_script, count, seed, shard, blender, quiet)
+            from trainer import storage
+
+            storage.publish(local, out)
+        return None
+    _render_local(launcher, config_path, out, scene, scene_script, count, seed, shard, blender, quiet)
+    return None
+
+
+def _render_local(launcher, config_path, out, scene, scene_script, count, seed, shard, blender, quiet) -> None:
+    job = launcher.RenderJob(config_path, out, scene, scene_script, count, seed, shard)
+    bar = None
+
+    def on_event(kind, payload):
+        nonlocal bar
+        if kind == "START":
+            bar = _progress_bar(payload["total"], quiet, "render")
+            bar.update(payload["total"] - payload["pending"])
+        elif kind == "PROGRESS" and bar is not None:
+            bar.update(1)
+            bar.set_postfix(s_per_frame=f"{payload['seconds']:.2f}")
+        elif kind == "NOTE" and not quiet:
+            click.echo(f"note: {payload}", err=True)
+
+    try:
+        done = launcher.run_render(job, blender, on_event)
+    except launcher.RenderError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet and done:
+        click.echo(f"{out}: {done['images']} images, {done['annotations']} annotations", err=True)
+
+
+def _render_ray(
+    config_path, out, count, seed, shards, address, scene, scene_script, blender, num_cpus, num_gpus, quiet
+) -> None:
+    from trainer.ray_render import render_with_ray
+
+    num_shards = shards or max(1, os.cpu_count() or 1)
+    bar = _progress_bar(count, quiet, "render (ray)")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        render_with_ray(
+            config_path,
+            out,
+            count,
+            seed,
+            num_shards,
+            None if address == "local" else address,
+            scene,
+            scene_script,
+            blender,
+            num_cpus,
+            num_gpus,
+            progress,
+        )
+    except (RuntimeError, ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        bar.close()
+
+
+@click.command(short_help="Merge shard folders into one dataset.")
+@click.argument("shard_dirs", nargs=-1, required=True)
+@out_option
+@click.option("--allow-missing", is_flag=True, help="Merge even when frames of 0..count-1 are missing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def merge(shard_dirs, out, allow_missing, quiet):
+    """Merge SHARD_DIRS (folders or URLs) rendered with the same config into --out.
+
+    The result is byte-identical to a single-process run. Refuses shards of different configs or categories,
+    a frame present twice with different content, and missing frames (named as ranges).
+    """
+    from shared.merge import MergeError, merge_datasets
+
+    inputs = []
+    for d in shard_dirs:
+        if "://" in d:
+            from trainer import storage
+
+            inputs.append(storage.localize(d))
+        elif not os.path.isdir(d):
+            raise click.BadParameter(f"{d!r} is not a folder", param_hint="SHARD_DIRS")
+        else:
+            inputs.append(d)
+    bar = _progress_bar(0, quiet, "merge")
+
+    def progress(p):
+        bar.total = p["total"]
+        bar.update(1)
+
+    try:
+        if "://" in out:
+            from trainer import storage
+
+            with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
+                coco = merge_datasets(inputs, local, progress, allow_missing)
+                _yolo(local, coco)
+                storage.publish(local, out)
+        else:
+            coco = merge_datasets(inputs, out, progress, allow_missing)
+            _yolo(out, coco)
+    except MergeError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        bar.close()
+    if not quiet:
+        click.echo(f"{out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations", err=True)
+
+
+def _yolo(folder: str, coco: dict) -> None:
+    """The YOLO export when the merged config asks for it (as a single run's finalize does)."""
+    from shared.config import load_config
+
+    if load_config(os.path.join(folder, "config.json")).output.yolo:
+        from shared.yolo import export_yolo
+
+        export_yolo(coco, os.path.join(folder, "images"), os.path.join(folder, "yolo"))
