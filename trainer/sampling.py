@@ -116,13 +116,17 @@ class MixingSampler(torch.utils.data.Sampler[int]):
         return sequence
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator()
-        g.manual_seed(self.seed * 1_000_003 + self.epoch)
         total = self.per_rank * self.world_size  # pad so every rank gets the same count
-        sources = self.source_sequence(total, g)
-        streams = [self._stream(i, g) for i in range(len(self.sizes))]
+        sources = self.source_sequence(total, self._generator(-1))
+        streams = [self._stream(i, self._generator(i)) for i in range(len(self.sizes))]
         indices = [self.offsets[s] + next(streams[s]) for s in sources]
         return iter(indices[self.rank::self.world_size])
+
+    def _generator(self, stream: int) -> torch.Generator:
+        """One generator per (seed, epoch, stream): the sequence does not depend on the world size."""
+        g = torch.Generator()
+        g.manual_seed(hash((self.seed, self.epoch, stream)) & 0x7FFF_FFFF_FFFF)
+        return g
 
     def _stream(self, source: int, g: torch.Generator) -> Iterator[int]:
         n = self.sizes[source]
