@@ -142,7 +142,7 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match="not a Blendset checkpoint"):
         load_checkpoint(str(path))
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(str(tmp_path / "missing_run"))
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoint.pth"):
