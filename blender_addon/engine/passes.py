@@ -47,6 +47,9 @@ def setup_render(scene: Any, config: Any, state: SceneState) -> Any:
     state.set(r, "use_border", False)
     state.set(r, "use_persistent_data", True)
     state.set(r, "use_multiview", False)
+    for name in dir(r):  # no date, render time or note in the files: the same frame gives the same bytes
+        if name.startswith("use_stamp"):
+            state.set(r, name, False)
     state.set(r, "threads_mode", "FIXED" if rs.threads > 0 else "AUTO")
     if rs.threads > 0:
         state.set(r, "threads", rs.threads)

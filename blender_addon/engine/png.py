@@ -39,3 +39,26 @@ def encode_png(array: np.ndarray, level: int = 3) -> bytes:
         + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
         + (_chunk(b"IEND", b""))
     )
+
+
+_VOLATILE = {b"tEXt", b"zTXt", b"iTXt", b"tIME", b"eXIf"}
+
+
+def strip_png_metadata(path: str) -> None:
+    """Drop text/time/EXIF chunks from a PNG Blender wrote (render date, render time, ...), so the same pixels
+    give the same bytes. Pixel chunks are copied untouched."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return
+    out = [data[:8]]
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if kind not in _VOLATILE:
+            out.append(data[pos:end])
+        pos = end
+    with open(path, "wb") as f:
+        f.write(b"".join(out))

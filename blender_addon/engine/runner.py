@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,11 +35,13 @@ from . import randomize
 from .errors import EngineError
 from .geometry import MeshCache, camera_matrices, silhouette_counts
 from .passes import read_passes, set_exr_output, set_image_output, setup_render
+from .png import strip_png_metadata
 from .scene_state import SceneState
 from .targets import Target, realize_instances, resolve_targets
 from .writer import frame_paths, prepare_output, write_frame
 
 Progress = Callable[[dict[str, Any]], None]
+TEMP_PREFIX = ".tmp-render-"  # per-process scratch folder; the storage publisher skips .tmp-* names
 FrameHook = Callable[..., dict[str, float]]
 
 
@@ -95,7 +98,9 @@ class DatasetRenderer:
             raise EngineError(e.message, e.path) from None
         prepare_output(self.out_dir, self.config.output.normals)
         self._write_config()
-        self._tmp = tempfile.mkdtemp(prefix=".render-", dir=self.out_dir)
+        _remove_stale_temp_dirs(self.out_dir)
+        self._tmp = os.path.join(self.out_dir, f"{TEMP_PREFIX}{os.getpid()}")
+        os.makedirs(self._tmp, exist_ok=True)
         self._base = SceneState()
         try:
             self._setup_scene()
@@ -183,9 +188,7 @@ class DatasetRenderer:
             self._base = None
             self.notes.extend(problems)
         if self._tmp is not None:
-            for name in os.listdir(self._tmp):
-                os.unlink(os.path.join(self._tmp, name))
-            os.rmdir(self._tmp)
+            shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
     # -- one frame ------------------------------------------------------------------------------------------
@@ -255,6 +258,8 @@ class DatasetRenderer:
         result.save_render(rgb_file, scene=scene)
 
         passes = read_passes(exr, self._view_layer.name, config.output.normals)
+        if ext == ".png":
+            strip_png_metadata(rgb_file)
         rgb = randomize.post_process(rgb_file, config, rng, params, passes["depth"])
         index = passes["index"]
         lut = np.zeros(len(self.targets) + 1, dtype=np.uint16)
@@ -354,6 +359,22 @@ class DatasetRenderer:
 
             export_yolo(coco, os.path.join(self.out_dir, "images"), os.path.join(self.out_dir, "yolo"))
         return coco
+
+
+def _remove_stale_temp_dirs(out_dir: str) -> None:
+    """Scratch folders of killed runs (their process is gone) are removed; live ones (other shards) stay."""
+    for name in os.listdir(out_dir):
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            pid = int(name[len(TEMP_PREFIX) :])
+            os.kill(pid, 0)
+            continue  # still running
+        except (ValueError, ProcessLookupError):
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
 
 
 def _read_json(path: str) -> Any:
