@@ -64,58 +64,79 @@ def _flat_rgb(img: np.ndarray) -> np.ndarray:
 def background_similarity(rgb: np.ndarray, mask: np.ndarray) -> float | None:
     """Seed 002's background similarity of one object: cosine between its boundary and the background next to it.
 
-    Every pair (object pixel p, 8-neighbour q outside the object) contributes p's RGB to the object vector and q's
-    RGB to the background vector at the same position, so the two concatenated vectors line up pixel by pixel;
-    the result is their cosine. 1.0 means the boundary looks exactly like what surrounds it (also for two
-    different shades of the same hue: it is a cosine, insensitive to brightness), 0.0 means orthogonal colours.
-    Values are sRGB scaled to 0..1 (uint8/uint16 are scaled; floats are used as given). Returns None when the
-    object has no background neighbour (empty mask or it covers the image); 0.0 when one side is all black and
-    the other is not, 1.0 when both are black.
+    Every pair (object pixel p, 8-neighbour q outside the object, as a 3x3 dilation finds them) contributes p's
+    RGB to the object vector and q's RGB to the background vector at the same position, so the two concatenated
+    vectors line up pixel by pixel; the result is their cosine. 1.0 means the boundary looks exactly like what
+    surrounds it (also for two shades of the same hue: a cosine ignores brightness), 0.0 means orthogonal
+    colours. Computed on the stored sRGB values; the cosine does not depend on their scale, so uint8, uint16 and
+    float 0..1 images give the same value. Returns None when the object has no background neighbour (empty
+    mask, or it covers the image); 0.0 when one side is all black and the other is not, 1.0 when both are.
     """
     m = np.asarray(mask) != 0
-    if not m.any():
-        return None
     img = _as_rgb(rgb)
     if img.shape[:2] != m.shape:
         raise ValueError(f"rgb {img.shape[:2]} and mask {m.shape} differ in size")
-    rows, cols = np.nonzero(np.any(m, axis=1))[0], np.nonzero(np.any(m, axis=0))[0]
-    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, m.shape[0])
-    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, m.shape[1])
-    return _similarity_crop(_flat_rgb(img), m.shape[1], r0, c0, m[r0:r1, c0:c1])
+    if not m.any():
+        return None
+    ys, xs = _boundary(m)
+    return _similarities(_flat_rgb(img), m.astype(np.uint8), [(ys, xs)], [1])[0]
 
 
-def _similarity_crop(flat: np.ndarray, width: int, y0: int, x0: int, m: np.ndarray) -> float | None:
-    """Cosine over (boundary pixel, background neighbour) pairs inside one crop; see background_similarity.
-
-    Works on flat indices of the padded crop: boundary pixels are found by a 3x3 erosion, their 8 neighbours by
-    fixed index offsets, and RGB values by one gather each from ``flat`` (the whole image as (H*W, 3), the
-    crop's top-left corner at ``y0, x0``), so the cost follows the object's perimeter.
-    """
+def _boundary(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of ``m`` with at least one 8-neighbour outside it (a 3x3 erosion); pixels past the array edge
+    count as inside, so only real neighbours make a pixel a boundary pixel."""
     h, w = m.shape
-    wp = w + 2
-    pm = np.pad(m, 1, constant_values=True)  # outside the image counts as "not background": no pair there
+    pm = np.pad(m, 1, constant_values=True)
     interior = m.copy()
     for dy, dx in _NEIGHBOURS:
         interior &= pm[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    ys, xs = np.nonzero(m & ~interior)
+    return np.nonzero(m & ~interior)
+
+
+def _similarities(
+    flat: np.ndarray, labels: np.ndarray, boundaries: list[tuple[np.ndarray, np.ndarray]], ids: list[int]
+) -> list[float | None]:
+    """Background similarity of several objects at once (one set of array operations for all of them).
+
+    ``flat``: the image as (H*W, 3); ``labels``: H x W ids; ``boundaries[k]``: image (rows, cols) of object
+    ``ids[k]``'s boundary pixels. Pairs are (boundary pixel, 8-neighbour inside the image with another id).
+    """
+    h, w = labels.shape
+    out: list[float | None] = [None] * len(ids)
+    if not boundaries:
+        return out
+    ys = np.concatenate([b[0] for b in boundaries]).astype(np.int64)
+    xs = np.concatenate([b[1] for b in boundaries]).astype(np.int64)
+    owner = np.repeat(np.arange(len(ids)), [b[0].size for b in boundaries])
     if ys.size == 0:
-        return None
-    centre = (ys + 1) * wp + xs + 1
-    nbr = centre[:, None] + (_DY * wp + _DX)[None, :]
-    pair = ~pm.ravel()[nbr]
-    if not pair.any():
-        return None
-    # A cosine ignores a common scale factor, so integer images need no division by 255 here.
-    obj = flat[(ys + y0) * width + xs + x0].astype(np.float64)  # (n, 3)
-    pn = nbr[pair]
-    bg = flat[(pn // wp - 1 + y0) * width + (pn % wp - 1 + x0)].astype(np.float64)  # (pairs, 3)
-    rows = np.nonzero(pair)[0]
-    dot = float(np.einsum("ij,ij->", obj[rows], bg))
-    obj2 = float(np.dot(np.einsum("ij,ij->i", obj, obj), pair.sum(axis=1)))
-    bg2 = float(np.einsum("ij,ij->", bg, bg))
-    if obj2 == 0.0 or bg2 == 0.0:
-        return 1.0 if obj2 == bg2 else 0.0
-    return float(np.clip(dot / np.sqrt(obj2 * bg2), -1.0, 1.0))
+        return out
+    centre = ys * w + xs
+    nflat = centre[:, None] + (_DY * w + _DX)[None, :]
+    # Only pixels on the image border can have neighbours outside it: fix those few up separately.
+    edge = np.flatnonzero((ys == 0) | (ys == h - 1) | (xs == 0) | (xs == w - 1))
+    inside = None
+    if edge.size:
+        ey, ex = ys[edge, None] + _DY[None, :], xs[edge, None] + _DX[None, :]
+        inside = (ey >= 0) & (ey < h) & (ex >= 0) & (ex < w)
+        nflat[edge] = np.where(inside, nflat[edge], centre[edge, None])  # outside -> itself: never a pair
+    own_ids = np.asarray(ids, dtype=np.int64)[owner]
+    pair = labels.ravel()[nflat] != own_ids[:, None]
+    rows, cols = np.nonzero(pair)
+    obj = flat[centre].astype(np.float64)  # (n, 3), each boundary pixel once
+    bg = flat[nflat[rows, cols]].astype(np.float64)  # (pairs, 3)
+    k = len(ids)
+    dot = np.bincount(owner[rows], weights=np.einsum("ij,ij->i", obj[rows], bg), minlength=k)
+    obj2 = np.bincount(owner, weights=np.einsum("ij,ij->i", obj, obj) * pair.sum(axis=1), minlength=k)
+    bg2 = np.bincount(owner[rows], weights=np.einsum("ij,ij->i", bg, bg), minlength=k)
+    npairs = np.bincount(owner[rows], minlength=k)
+    for i in range(k):
+        if npairs[i] == 0:
+            continue
+        if obj2[i] == 0.0 or bg2[i] == 0.0:
+            out[i] = 1.0 if obj2[i] == bg2[i] else 0.0
+        else:
+            out[i] = float(np.clip(dot[i] / np.sqrt(obj2[i] * bg2[i]), -1.0, 1.0))
+    return out
 
 
 def _median(values: np.ndarray) -> float | None:
@@ -185,6 +206,7 @@ def annotate_frame(
 
     annotations: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
+    boundaries: list[tuple[np.ndarray, np.ndarray]] = []
     for info in sorted(instances, key=lambda i: i.instance_id):
         lo = np.searchsorted(sorted_values, info.instance_id, "left")
         hi = np.searchsorted(sorted_values, info.instance_id, "right")
@@ -213,14 +235,14 @@ def annotate_frame(
         truncation = float(np.clip(1.0 - inframe / total, 0.0, 1.0)) if total > 0 else 0.0
         crop_mask = None
         depth_median = None
-        similarity = None
         if depth is not None or flat_rgb is not None or polygons:
             y0, y1, x0, x1 = max(r0 - 1, 0), min(r1 + 2, h), max(c0 - 1, 0), min(c1 + 2, w)
             crop_mask = im[y0:y1, x0:x1] == info.instance_id
             if depth is not None:
                 depth_median = _median(np.asarray(depth)[y0:y1, x0:x1][crop_mask])
             if flat_rgb is not None:
-                similarity = _similarity_crop(flat_rgb, w, y0, x0, crop_mask)
+                by, bx = _boundary(crop_mask)
+                boundaries.append((by + y0, bx + x0))
         k = len(annotations)
         counts = _counts_from_runs(s, ln, n)
         ann: dict[str, Any] = {
@@ -238,7 +260,7 @@ def annotate_frame(
                 "truncation": truncation,
                 "depth_median": depth_median,
                 "distance": float(info.distance),
-                "background_similarity": similarity,
+                "background_similarity": None,  # filled in below, all objects at once
                 "instance_id": int(info.instance_id),
                 "object": info.object_name,
             },
@@ -247,4 +269,8 @@ def annotate_frame(
             polys = mask_to_polygons(crop_mask)
             ann["polygons"] = [[v + (x0 if j % 2 == 0 else y0) for j, v in enumerate(p)] for p in polys]
         annotations.append(ann)
+    if flat_rgb is not None and annotations:
+        ids_kept = [a["attributes"]["instance_id"] for a in annotations]
+        for ann, sim in zip(annotations, _similarities(flat_rgb, im, boundaries, ids_kept), strict=True):
+            ann["attributes"]["background_similarity"] = sim
     return annotations, dropped
