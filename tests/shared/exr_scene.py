@@ -16,7 +16,7 @@ import numpy as np
 
 VARIANTS = [("NONE", "32"), ("NONE", "16"), ("ZIP", "16"), ("ZIPS", "32"), ("RLE", "16"), ("PIZ", "16")]
 
-out_dir = sys.argv[sys.argv.index("--") + 1]
+out_dir = (sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:])[0]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 scene.render.engine = "CYCLES"

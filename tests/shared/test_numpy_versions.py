@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from blendset_testing import run_blender
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,18 +30,10 @@ def _close(a, b, path="") -> None:
 
 @pytest.mark.blender
 def test_blender_python_gives_the_same_results(tmp_path):
-    blender = os.environ.get("BLENDER") or shutil.which("blender")
-    if not blender:
-        pytest.skip("no Blender binary (set BLENDER)")
     import shared_probe  # noqa: PLC0415 - pytest puts this test folder on sys.path
 
     out = tmp_path / "probe.json"
-    proc = subprocess.run(
-        [blender, "-b", "--factory-startup", "-P", os.path.join(HERE, "shared_probe.py"), "--", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_blender("binary", os.path.join(HERE, "shared_probe.py"), [str(out)])
     assert "PROBE_DONE" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
     theirs = json.loads(out.read_text())
     ours = json.loads(json.dumps(shared_probe.probe()))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 
 import numpy as np
 import pytest
+from blendset_testing import BLENDER_KINDS, run_blender
 
 from shared.raster import K_from_blender, project_points, silhouette
 from shared.sampling import look_at_matrix
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _camera_above(z=5.0):
@@ -107,35 +112,22 @@ def test_sphere_area_and_speed():
 
 
 @pytest.mark.blender
-def test_projection_matches_blender():
-    bpy = pytest.importorskip("bpy")
-    from bpy_extras.object_utils import world_to_camera_view
-    from mathutils import Vector
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    rng = np.random.default_rng(3)
-    for fit, (w, h), shift in [
-        ("AUTO", (320, 240), (0, 0)),
-        ("AUTO", (200, 300), (0.1, 0.05)),
-        ("HORIZONTAL", (300, 200), (-0.2, 0.1)),
-        ("VERTICAL", (320, 240), (0.05, -0.1)),
-    ]:
-        cam_data = bpy.data.cameras.new("c")
-        cam_data.lens, cam_data.sensor_width, cam_data.sensor_height = 42.0, 36.0, 20.0
-        cam_data.sensor_fit, cam_data.shift_x, cam_data.shift_y = fit, *shift
-        cam = bpy.data.objects.new("c", cam_data)
-        scene.collection.objects.link(cam)
-        scene.render.resolution_x, scene.render.resolution_y = w, h
-        scene.render.resolution_percentage = 100
-        m = look_at_matrix((4.0, -3.0, 2.5), (0.2, 0.1, 0.3), roll_deg=15.0)
-        cam.matrix_world = [list(row) for row in m]
-        bpy.context.view_layer.update()
-        K = K_from_blender(42.0, 36.0, fit, w, h, *shift, sensor_height_mm=20.0)
-        pts = rng.uniform(-1, 1, (20, 3))
-        px, depth = project_points(K, np.array(cam.matrix_world), pts)
-        for p, (x, y), d in zip(pts, px, depth, strict=True):
-            ndc = world_to_camera_view(scene, cam, Vector(p))
-            assert x == pytest.approx(ndc.x * w, rel=1e-5, abs=1e-3)  # mathutils works in float32
-            assert y == pytest.approx((1 - ndc.y) * h, rel=1e-5, abs=1e-3)
-            assert d == pytest.approx(ndc.z, rel=1e-5)
+@pytest.mark.parametrize("kind", BLENDER_KINDS)
+def test_projection_matches_blender(kind, tmp_path):
+    """K_from_blender + project_points + look_at_matrix against Blender's world_to_camera_view."""
+    m = look_at_matrix((4.0, -3.0, 2.5), (0.2, 0.1, 0.3), roll_deg=15.0)
+    out = tmp_path / "projection.json"
+    spec = json.dumps({"world_from_camera": m.tolist()})
+    run_blender(kind, os.path.join(HERE, "blender_projection.py"), [str(out), spec])
+    cases = json.loads(out.read_text())
+    assert len(cases) == 4
+    for case in cases:
+        w, h = case["size"]
+        assert np.allclose(case["matrix"], m, atol=1e-6)
+        K = K_from_blender(42.0, 36.0, case["fit"], w, h, *case["shift"], sensor_height_mm=20.0)
+        px, depth = project_points(K, m, np.array(case["points"]))
+        view = np.array(case["views"])
+        # mathutils works in float32: compare relative to the size of the numbers.
+        assert np.allclose(px[:, 0], view[:, 0] * w, rtol=1e-5, atol=1e-3), case["fit"]
+        assert np.allclose(px[:, 1], (1 - view[:, 1]) * h, rtol=1e-5, atol=1e-3), case["fit"]
+        assert np.allclose(depth, view[:, 2], rtol=1e-5)
