@@ -424,6 +424,13 @@ def load_coco(
     With ``"skip"`` bad images (with their annotations) and bad annotations are removed and returned in
     ``skipped``: never silently. Problems that make the whole file unusable (not JSON, missing top-level keys)
     always raise. Category id 0 is an ordinary category.
+
+    Problem kinds: ``not_json``, ``missing_key`` (top level, or an image/annotation without id or size),
+    ``duplicate_image_id``, ``duplicate_annotation_id``, ``duplicate_category_id``, ``unknown_image``,
+    ``unknown_category``, ``bad_bbox`` (not 4 finite numbers, or zero/negative width or height),
+    ``bbox_outside_image`` (beyond 1 px), ``missing_file``, ``bad_file`` (empty, truncated PNG/JPEG, wrong magic
+    bytes, or a file name escaping ``images_root``), and with ``"skip"`` also ``dropped_with_image`` (a good
+    annotation removed because its image was removed).
     """
     if on_problem not in ("raise", "skip"):
         raise ValueError(f"on_problem must be 'raise' or 'skip', got {on_problem!r}")
