@@ -99,7 +99,7 @@ def _parse_channels(raw: bytes, path: str) -> list[_Channel]:
     return out
 
 
-def _parse_header(r: _Reader, long_names: bool) -> _Part | None:
+def _parse_header(r: _Reader) -> _Part | None:
     attrs: dict[str, tuple[str, bytes]] = {}
     while True:
         r.need(1)
@@ -155,7 +155,7 @@ def _parse(data: bytes, path: str) -> tuple[list[_Part], _Reader, bool]:
     multipart = bool(flags & 0x1000)
     parts: list[_Part] = []
     while True:
-        part = _parse_header(r, bool(flags & 0x400))
+        part = _parse_header(r)
         if part is None:
             if not multipart and not parts:
                 raise ExrError(f"{path}: empty EXR header")

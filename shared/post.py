@@ -52,8 +52,10 @@ def _blur_axis(f: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
     p = np.pad(f, pad, mode="reflect" if f.shape[axis] > r else "edge")
     out = np.zeros_like(f)
     n = f.shape[axis]
+    index = [slice(None)] * f.ndim
     for i, w in enumerate(k):
-        out += w * np.take(p, np.arange(i, i + n), axis=axis)
+        index[axis] = slice(i, i + n)
+        out += w * p[tuple(index)]
     return out
 
 
@@ -80,7 +82,7 @@ def add_noise(rng: np.random.Generator, img: np.ndarray, std: float) -> np.ndarr
         raise ValueError(f"std must be >= 0, got {std}")
     f, dtype = _to_float(img)
     c = _colour(f)
-    c += rng.normal(0.0, std, c.shape).astype(np.float32)
+    c += rng.standard_normal(c.shape, dtype=np.float32) * np.float32(std)
     return _back(f, dtype)
 
 
