@@ -311,12 +311,24 @@ def build_coco(frame_records: list[dict[str, Any]], categories: list[dict[str, A
     }
 
 
+def _read_umask() -> int:
+    """The process umask (read once at import: reading it means setting it briefly)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_json_atomic(path: str, obj: Any, indent: int | None = None) -> None:
     """Write JSON so readers see either the old file or the complete new one: temp file in the same folder,
     fsync, then ``os.replace``. Non-finite floats are refused (they are not JSON)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the usual permissions
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=indent, allow_nan=False, separators=(",", ":") if indent is None else None)
             f.flush()

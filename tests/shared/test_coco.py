@@ -166,3 +166,6 @@ def test_write_json_atomic_replaces_and_leaves_no_temp(tmp_path):
         write_json_atomic(str(p), {"a": float("nan")})
     assert json.loads(p.read_text()) == {"a": [1, 2]}  # the failed write left the old file intact
     assert os.listdir(tmp_path) == ["a.json"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
