@@ -44,7 +44,9 @@ __all__ = [
     "shard_name",
     "shard_location",
     "render_shard_command",
+    "blender_command",
     "render_with_ray",
+    "check_shards",
 ]
 
 DEFAULT_MAX_RETRIES = 3
@@ -69,10 +71,14 @@ class RenderClusterError(RuntimeError):
 
 
 def shard_frames(count: int, index: int, num_shards: int) -> range:
-    """The contiguous global frame range of shard ``index`` of ``num_shards`` (balanced to within one frame)."""
+    """The global frames of shard ``index`` of ``num_shards``: the engine's contiguous block (``shared.merge``)."""
+    from shared.merge import frames_of_shard
+
     if num_shards < 1 or not 0 <= index < num_shards:
         raise ValueError(f"shard {index}/{num_shards}: need 0 <= index < num_shards")
-    return range(index * count // num_shards, (index + 1) * count // num_shards)
+    frames = frames_of_shard(count, index, num_shards)
+    start = frames[0] if frames else index * count // num_shards
+    return range(start, start + len(frames))
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -98,10 +104,9 @@ def render_shard_command(
     scene_script: str | None = None,
     blender: str | None = None,
 ) -> list[str]:
-    """The single-shard ``blendset render`` command line, the same one a SLURM or Kubernetes task would run."""
+    """The single-shard ``blendset render`` command line, the same one a SLURM or Kubernetes task runs."""
     cmd = [
-        sys.executable, "-m", "trainer", "-q", "render",
-        "--config", config_path, "--out", shard_dir,
+        "blendset", "render", "--config", config_path, "--out", shard_dir,
         "--count", str(count), "--seed", str(seed), "--shard", f"{index}/{num_shards}",
     ]  # fmt: skip
     if scene:
@@ -110,6 +115,33 @@ def render_shard_command(
         cmd += ["--scene-script", scene_script]
     cmd += ["--blender", blender] if blender else ["--in-process"]
     return cmd
+
+
+def blender_command(
+    config_path: str,
+    shard_dir: str,
+    count: int,
+    seed: int,
+    index: int,
+    num_shards: int,
+    scene: str | None,
+    scene_script: str | None,
+    blender: str | None,
+) -> list[str]:
+    """What a shard task runs: the launcher's Blender command for the same job as :func:`render_shard_command`.
+
+    The task starts Blender itself rather than through ``blendset render``, so the Blender process is its
+    direct child and dies with it. ``blender=None``: the bpy module of this Python when it has one, else the
+    binary the launcher finds (env ``BLENDER``, PATH).
+    """
+    from trainer import render_launcher as launcher
+
+    if blender is None and not launcher.have_bpy_module():
+        blender = launcher.find_blender(None)
+        if blender is None:
+            raise ShardFailed(f"{socket.gethostname()}: no bpy module and no Blender binary (BLENDER, PATH)")
+    job = launcher.RenderJob(config_path, shard_dir, scene, scene_script, count, seed, f"{index}/{num_shards}")
+    return launcher.build_command(job, blender)
 
 
 def count_frame_records(folder: str) -> int:
@@ -186,21 +218,35 @@ def run_shard(
         f.write(config_text)
     os.replace(tmp, config_path)
     log_path = os.path.join(parent, f"{shard_name(index, num_shards)}.log")
-    cmd = render_shard_command(config_path, work, count, seed, index, num_shards, scene, scene_script, blender)
+    cmd = blender_command(config_path, work, count, seed, index, num_shards, scene, scene_script, blender)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log:
         log.write(f"\n=== attempt on {socket.gethostname()} at {time.ctime()}: {' '.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         returncode = _wait_reporting(proc, work, index, board)
     if returncode < 0:
         raise ShardPreempted(
             f"shard {index}/{num_shards}: render killed by signal {-returncode}; log {log_path}\n{_tail(log_path)}"
         )
     if returncode != 0:
-        raise ShardFailed(f"shard {index}/{num_shards}: render exited {returncode}; log {log_path}\n{_tail(log_path)}")
+        reason = _engine_error(log_path) or _tail(log_path)
+        raise ShardFailed(f"shard {index}/{num_shards}: render exited {returncode}; log {log_path}\n{reason}")
     if storage.is_url(target):
         storage.publish(work, target)
     return {"index": index, "seconds": time.time() - started, "host": socket.gethostname(), "skipped": None}
+
+
+def _engine_error(log_path: str) -> str | None:
+    """The engine's last ``BLENDSET_ERROR`` message in the log, which names the bad field or file."""
+    from trainer.render_launcher import parse_line
+
+    message = None
+    for line in _tail(log_path).splitlines():
+        parsed = parse_line(line)
+        if parsed and parsed[0] == "ERROR":
+            message = str(parsed[1])
+    return message
 
 
 def _wait_reporting(proc: subprocess.Popen, work: str, index: int, board: Any) -> int:
@@ -292,6 +338,7 @@ def render_with_ray(
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     load_config(config_path)  # fail here, not on every worker
+    num_shards = min(num_shards, max(count, 1))  # no empty shards
     with open(config_path, encoding="utf-8") as f:
         config_text = f.read()
     for label, path in (("scene", scene), ("scene script", scene_script), ("blender", blender)):
@@ -313,7 +360,7 @@ def render_with_ray(
         )
         render_seconds = time.time() - t0
         t1 = time.time()
-        merged = _merge(targets, out)
+        merged = _merge(targets, out, count)
         merge_seconds = time.time() - t1
     finally:
         if started_ray:
@@ -398,17 +445,50 @@ def _cause(error: BaseException) -> str:
     return str(cause) if cause is not None else str(error)
 
 
-def _merge(targets: list[str], out: str) -> Any:
-    """Merge the shards into ``out`` with the engine's merge (categories and config hash must agree)."""
+def check_shards(locals_: list[str], count: int) -> None:
+    """Every shard folder holds every frame of its block; otherwise name the shard, its frames and its folder."""
+    from shared.merge import frame_ranges
+
+    n = len(locals_)
+    problems = []
+    for i, folder in enumerate(locals_):
+        want = set(shard_frames(count, i, n))
+        have = set()
+        if os.path.isdir(os.path.join(folder, "frames")):
+            have = {int(name[:-5]) for name in os.listdir(os.path.join(folder, "frames"))
+                    if name.endswith(".json") and name[:-5].isdigit()}  # fmt: skip
+        missing = sorted(want - have)
+        if missing:
+            problems.append(f"shard {i}/{n} ({folder}) lacks frames {frame_ranges(missing)}")
+    if problems:
+        raise RenderClusterError("cannot merge: " + "; ".join(problems))
+
+
+def _merge(targets: list[str], out: str, count: int) -> dict:
+    """Merge the shards into ``out`` with the engine's merge (config hash and categories must agree)."""
     from shared import merge as merge_lib
 
     inputs = [storage.localize(t) for t in targets]
+    check_shards(inputs, count)
     if not storage.is_url(out):
-        return merge_lib.merge_datasets(inputs, out)
-    with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
-        merged = merge_lib.merge_datasets(inputs, local)
-        storage.publish(local, out)
-    return merged
+        coco = merge_lib.merge_datasets(inputs, out)
+        _yolo(out, coco)
+    else:
+        with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
+            coco = merge_lib.merge_datasets(inputs, local)
+            _yolo(local, coco)
+            storage.publish(local, out)
+    return {"images": len(coco["images"]), "annotations": len(coco["annotations"])}
+
+
+def _yolo(folder: str, coco: dict) -> None:
+    """The YOLO export when the config asks for it, as a single run writes it."""
+    from shared.config import load_config
+
+    if load_config(os.path.join(folder, "config.json")).output.yolo:
+        from shared.yolo import export_yolo
+
+        export_yolo(coco, os.path.join(folder, "images"), os.path.join(folder, "yolo"))
 
 
 def summary_json(summary: dict) -> str:
