@@ -193,7 +193,7 @@ def _surface_rects(ctx: Context, names: tuple[str, ...]) -> list[SurfaceRect]:
 
 
 def _set_world(state: SceneState, ob: Any, m: np.ndarray) -> None:
-    state.set(ob, "matrix_world", Matrix(m.tolist()))
+    state.set_world(ob, Matrix(m.tolist()))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+_TRANSFORM = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
+
+
 class SceneState:
     """Records changes to the scene so they can be undone exactly, whatever happened in between."""
 
@@ -66,6 +69,13 @@ class SceneState:
         if _same(current, value):
             return
         setattr(owner, attr, value)
+
+    def set_world(self, ob: Any, matrix: Any) -> None:
+        """Place ``ob`` by world matrix, remembering its location/rotation/scale channels: restoring them is
+        exact (no matrix decomposition), whatever the parenting, and never reads a stale ``matrix_world``."""
+        for attr in _TRANSFORM:
+            self.save(ob, attr)
+        ob.matrix_world = matrix
 
     def track(self, datablock: Any) -> Any:
         """Remember a datablock the engine created, so :meth:`restore` removes it. Returns it for chaining."""
@@ -189,7 +199,8 @@ def _object_state(ob: Any, view_layer: Any) -> list[Any]:
         ob.type,
         ob.data.name if ob.data else None,
         ob.parent.name if ob.parent else None,
-        _r([list(row) for row in ob.matrix_world]),
+        [_r(getattr(ob, a)) for a in _TRANSFORM],  # not matrix_world: stale until the depsgraph updates
+        ob.rotation_mode,
         ob.hide_render,
         ob.hide_viewport,
         ob.hide_get(view_layer=view_layer),
@@ -212,9 +223,16 @@ def _data_state(block: Any) -> list[Any]:
 
 
 def scene_fingerprint(scene: bpy.types.Scene) -> str:
-    """A hash of what the engine could change: object transforms, visibility, selection, pass indices,
-    materials, lights, cameras, world, render and view-layer settings, frame, and datablock counts. Equal before
-    and after a run means the artist's scene is untouched."""
+    """The hash of :func:`fingerprint_parts`: equal before and after a run means the artist's scene is
+    untouched."""
+    blob = json.dumps(fingerprint_parts(scene), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def fingerprint_parts(scene: bpy.types.Scene) -> dict[str, Any]:
+    """What :func:`scene_fingerprint` hashes, JSON-plain (diff two of them to see what changed): object
+    transforms, visibility, selection, pass indices, materials, lights, cameras, world, render and view-layer
+    settings, frame, and datablock counts."""
     view_layer = scene.view_layers[0]
     r = scene.render
     parts: dict[str, Any] = {
@@ -250,8 +268,9 @@ def scene_fingerprint(scene: bpy.types.Scene) -> str:
         "materials": [[m.name, _socket_values(m.node_tree)] for m in bpy.data.materials],
         "lights": [_data_state(x) for x in bpy.data.lights],
         "cameras": [_data_state(x) for x in bpy.data.cameras],
-        "counts": {name: len(getattr(bpy.data, name)) for name in _REMOVE_ORDER},
+        "counts": {name: len(getattr(bpy.data, name)) for name in _REMOVE_ORDER if name != "images"},
+        # Blender's own render-result / viewer images appear with the first render; they are not the artist's.
+        "images": sorted(i.name for i in bpy.data.images if i.type not in {"RENDER_RESULT", "COMPOSITING"}),
         "collections": sorted([c.name, c.hide_render, sorted(o.name for o in c.objects)] for c in bpy.data.collections),
     }
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
+    return json.loads(json.dumps(parts, default=str))
