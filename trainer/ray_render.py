@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -226,14 +227,15 @@ def run_shard(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         returncode = _wait_reporting(proc, work, index, board)
     if returncode < 0:
-        raise ShardPreempted(
-            f"shard {index}/{num_shards}: render killed by signal {-returncode}; log {log_path}\n{_tail(log_path)}"
-        )
+        raise ShardPreempted(f"Blender was killed by signal {-returncode} on {socket.gethostname()} (log: {log_path})")
     if returncode != 0:
-        reason = _engine_error(log_path) or _tail(log_path)
-        raise ShardFailed(f"shard {index}/{num_shards}: render exited {returncode}; log {log_path}\n{reason}")
+        engine = _engine_error(log_path)
+        if engine:
+            raise ShardFailed(f"{engine} (Blender exited {returncode}; log: {log_path})")
+        raise ShardFailed(f"Blender exited {returncode}; log: {log_path}; its end:\n{_tail(log_path)}")
     if storage.is_url(target):
         storage.publish(work, target)
+        shutil.rmtree(work, ignore_errors=True)  # uploaded with its marker; a retry now skips this shard
     return {"index": index, "seconds": time.time() - started, "host": socket.gethostname(), "skipped": None}
 
 
@@ -415,7 +417,7 @@ def _run_shards(
                 try:
                     results[index] = ray.get(ref)
                 except Exception as e:  # RayTaskError wraps ShardFailed, or retries ran out
-                    raise RenderClusterError(f"shard {index}/{n} ({targets[index]}) failed: {_cause(e)}") from e
+                    raise RenderClusterError(f"shard {index}/{n} failed ({targets[index]}): {_cause(e)}") from e
             done = sum(ray.get(board.snapshot.remote())[0])
             if progress is not None and done != last_done:
                 progress(min(done, count), count)
