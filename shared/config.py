@@ -577,9 +577,10 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(path, f"expected an object, got {type(value).__name__}")
         hints = _hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
-        unknown = sorted(set(value) - set(fields))
+        unknown = sorted(str(k) for k in set(value) - set(fields))
         if unknown:
-            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            key = unknown[0] or '""'  # an empty key still needs a visible name in the message
+            where = f"{path}.{key}" if path else key
             raise ConfigError(where, f"unknown key; {tp.__name__} accepts {', '.join(sorted(fields))}")
         kwargs = {}
         for name, f in fields.items():

@@ -88,7 +88,7 @@ def _check(data) -> None:
     assert again.to_dict() == config.to_dict()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_values_at_random_paths(data):
     base = json.loads(json.dumps(data.draw(st.sampled_from(BASES))))
@@ -104,15 +104,36 @@ def test_random_values_at_random_paths(data):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.sampled_from(["uniform", "normal", "loguniform"]),
-    st.sampled_from(["camera.distance", "camera.elevation_deg", "lights.energy_w", "post.noise_std",
-                     "materials.roughness", "weather.intensity", "background.value"]),
+    st.floats(-1e6, 1e6),
+    st.floats(-1e6, 1e6),
+    st.sampled_from(["uniform", "normal", "loguniform"]),
+    st.sampled_from(
+        [
+            "camera.distance",
+            "camera.elevation_deg",
+            "lights.energy_w",
+            "post.noise_std",
+            "materials.roughness",
+            "weather.intensity",
+            "background.value",
+        ]
+    ),
 )
 def test_numeric_ranges(lo, hi, dist, where):
     base = json.loads(json.dumps(BASES[1]))
     section, field = where.split(".")
     base[section][field] = {"min": lo, "max": hi, "distribution": dist}
     _check(base)
+
+
+def test_odd_keys_are_named():
+    for data, where in [({"": 1}, '""'), ({"render": {"": 0}}, 'render.""'), ({1: 2}, "1")]:
+        try:
+            DatasetConfig.from_dict(data)
+        except ConfigError as e:
+            assert e.path == where
+        else:
+            raise AssertionError(f"{data} was accepted")
 
 
 def test_valid_configs_round_trip():
