@@ -69,4 +69,14 @@ def randomize(scene: Any, rng: Any, frame: int, classes: tuple[str, ...] = ()) -
     height = float(rng.uniform(-1.0, 1.0))
     # Object axes before the z turn: x across the face, y front-back, z up.
     head.scale = (1.0 + SCALE_SPAN * width, 1.0, 1.0 + SCALE_SPAN * height)
+    _cheap_world_lighting(scene)
     return {"shape_width": width, "shape_height": height}
+
+
+def _cheap_world_lighting(scene: Any) -> None:
+    """No importance map for the world: with an image or HDRI background Cycles would rebuild it every frame
+    (seconds at these tiny sizes), and a backdrop that changes per frame gains nothing from it."""
+    world = scene.world
+    settings = getattr(world, "cycles", None) if world is not None else None
+    if settings is not None and hasattr(settings, "sampling_method"):
+        settings.sampling_method = "NONE"

@@ -31,7 +31,9 @@ from shared.config import DatasetConfig, OutputSettings, RenderSettings, apply_p
 
 PRESETS = ("none", "angle", "angle_bg", "all")
 TARGETS = ("scene.shape_width", "scene.shape_height")
-SCENE_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scenes", "variability", "build.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENE_SCRIPT = os.path.join(ROOT, "scenes", "variability", "build.py")
+HEADLESS = os.path.join(ROOT, "blender_addon", "headless.py")
 
 Note = Callable[[str], None]
 
@@ -78,8 +80,22 @@ def base_config(scale: Scale, seed: int) -> DatasetConfig:
     )
 
 
+def _blender_prefix() -> list[str]:
+    """How to run the engine's headless runner: the bpy module in this interpreter, else a Blender binary."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("bpy") is not None:
+        return [sys.executable, HEADLESS]
+    binary = os.environ.get("BLENDER") or shutil.which("blender")
+    if binary:
+        return [binary, "-b", "--factory-startup", "-P", HEADLESS, "--"]
+    raise BenchError("no Blender to render with: install the bpy module (pip install bpy==4.5.15) or set BLENDER")
+
+
 def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -> str:
-    """Render through ``blendset render --in-process`` (the engine's CLI contract); skip a complete dataset."""
+    """Render through the engine's headless runner (``blender_addon/headless.py``, one Blender process per
+    dataset); a complete dataset is kept, a partial one resumes (the engine skips frames it has)."""
     ann = os.path.join(out, "annotations.json")
     if os.path.exists(ann):
         with open(ann, encoding="utf-8") as f:
@@ -87,30 +103,79 @@ def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -
                 note(f"{out}: already rendered ({count} frames)")
                 return out
     os.makedirs(out, exist_ok=True)
-    cfg_path = os.path.join(out, "bench_config.json")
+    cfg_path = os.path.join(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + ".config.json")
     save_config(dataclasses.replace(config, count=count, seed=seed), cfg_path)
-    cmd = [
-        sys.executable,
-        "-m",
-        "trainer",
-        "render",
+    args = [
         "--config",
         cfg_path,
         "--out",
         out,
         "--scene-script",
-        os.path.abspath(SCENE_SCRIPT),
+        SCENE_SCRIPT,
         "--count",
         str(count),
         "--seed",
         str(seed),
-        "--in-process",
     ]
+    cmd = _blender_prefix() + args
     note(f"rendering {count} frames ({config.preset}) into {out}")
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BenchError(f"rendering {out} failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+    note(f"{out}: {count} frames in {time.perf_counter() - t0:.1f} s")
     return out
+
+
+# CC0 / public-domain photographs bundled with scikit-image: seed 003's "randomly scaled parts of randomly chosen
+# photographs" behind the head.
+PHOTOS = (
+    "astronaut",
+    "brick",
+    "chelsea",
+    "coffee",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "rocket",
+    "coins",
+    "immunohistochemistry",
+)
+
+
+def prepare_backgrounds(folder: str, size: int = 192) -> str | None:
+    """Write the bundled photographs as small JPEGs into ``folder``; None when scikit-image is missing (the
+    presets then fall back to the HDRIs Blender ships)."""
+    try:
+        import skimage.data
+    except ImportError:
+        return None
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    for name in PHOTOS:
+        path = os.path.join(folder, name + ".jpg")
+        if os.path.exists(path) or not hasattr(skimage.data, name):
+            continue
+        arr = np.asarray(getattr(skimage.data, name)())
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        image = Image.fromarray(arr[..., :3].astype(np.uint8))
+        image.thumbnail((size, size))
+        tmp = path + ".tmp.jpg"
+        image.save(tmp, quality=90)
+        os.replace(tmp, path)
+    return folder
+
+
+def scenario_config(base: DatasetConfig, preset: str, photos: str | None) -> DatasetConfig:
+    """``apply_preset`` plus, for the presets with background variety, the photographs instead of HDRIs."""
+    config = apply_preset(base, preset)
+    if photos and config.background is not None and config.background.mode == "hdri":
+        config = dataclasses.replace(
+            config, background=dataclasses.replace(config.background, mode="images", image_dir=photos)
+        )
+    return config
 
 
 def _train(data: str, run: str, scale: Scale, seed: int, device: str, note: Note) -> dict:
@@ -152,12 +217,16 @@ def run_variability(
     sc = SCALES[scale]
     base = base_config(sc, seed)
     t0 = time.perf_counter()
+    photos = prepare_backgrounds(os.path.join(out, "data", "backgrounds"))
+    note(f"backgrounds: {'photographs in ' + photos if photos else 'the HDRIs Blender ships (no scikit-image)'}")
     test_dir = render(
-        apply_preset(base, "all"), os.path.join(out, "data", "test_all"), sc.test_count, seed + 1000, note
+        scenario_config(base, "all", photos), os.path.join(out, "data", "test_all"), sc.test_count, seed + 1000, note
     )
     rows = []
     for i, preset in enumerate(PRESETS):
-        data = render(apply_preset(base, preset), os.path.join(out, "data", preset), sc.train_count, seed + i, note)
+        data = render(
+            scenario_config(base, preset, photos), os.path.join(out, "data", preset), sc.train_count, seed + i, note
+        )
         run = os.path.join(out, "runs", preset)
         summary = _train(data, run, sc, seed, device, note)
         metrics = evaluate_regression(
