@@ -130,50 +130,59 @@ def _raster_count(
 ) -> tuple[int, np.ndarray | None]:
     """Union of triangles sampled at ``(x0 + (i + 0.5) * step, y0 + (j + 0.5) * step)``, i < nx, j < ny.
 
-    Returns the number of covered samples and, if asked, the ny x nx mask. Each triangle only tests the samples
-    inside its bounding box; batches of triangles are processed with flat numpy arrays.
+    Returns the number of covered samples and, if asked, the ny x nx mask. Scanline spans: for every triangle
+    and every sample row it covers, the three edge functions give the first and last covered sample
+    analytically; each span adds +1 at its start and -1 after its end in a difference array, and one cumulative
+    sum along the rows turns that into coverage counts. Cost: rows of triangles plus the canvas, not the area
+    of every triangle's bounding box.
     """
-    mask = np.zeros((ny, nx), dtype=bool)
     if tri.shape[0] == 0 or nx <= 0 or ny <= 0:
-        return 0, (mask if want_mask else None)
+        return 0, (np.zeros((max(ny, 0), max(nx, 0)), dtype=bool) if want_mask else None)
     g = (tri - np.array([x0, y0])) / step - 0.5  # sample (i, j) sits at integer grid coordinates (i, j)
-    lo = np.ceil(g.min(axis=1)).astype(np.int64)
-    hi = np.floor(g.max(axis=1)).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [nx - 1, ny - 1])
-    bw, bh = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+    lo = np.maximum(np.ceil(g.min(axis=1)).astype(np.int64), 0)
+    hi = np.minimum(np.floor(g.max(axis=1)).astype(np.int64), [nx - 1, ny - 1])
     area2 = (g[:, 1, 0] - g[:, 0, 0]) * (g[:, 2, 1] - g[:, 0, 1]) - (g[:, 2, 0] - g[:, 0, 0]) * (
         g[:, 1, 1] - g[:, 0, 1]
     )
-    keep = (bw > 0) & (bh > 0) & (np.abs(area2) > 1e-12)
-    g, lo, bw, bh, area2 = g[keep], lo[keep], bw[keep], bh[keep], area2[keep]
+    keep = (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1]) & (np.abs(area2) > 1e-12)
+    g, lo, hi, area2 = g[keep], lo[keep], hi[keep], area2[keep]
     g = np.where((area2 < 0)[:, None, None], g[:, ::-1], g)  # make every triangle counter-clockwise
-    n = bw * bh
-    # Edge functions: inside when all three are >= 0 (y down and counter-clockwise in grid terms).
+    # Edge functions: a sample is inside when A x + B y + C >= 0 for all three edges (edges inclusive).
     e0, e1 = g, np.roll(g, -1, axis=1)
     A = e0[:, :, 1] - e1[:, :, 1]  # (T, 3)
     B = e1[:, :, 0] - e0[:, :, 0]
     C = e0[:, :, 0] * e1[:, :, 1] - e0[:, :, 1] * e1[:, :, 0]
     eps = 1e-9 * (np.abs(A) + np.abs(B) + np.abs(C))
-    order = np.argsort(n)
+    rows = hi[:, 1] - lo[:, 1] + 1
+    width = nx + 1
+    diff = np.zeros(ny * width, dtype=np.int64)
+    order = np.argsort(rows)
     start = 0
-    while start < order.size:
-        csum = np.cumsum(n[order[start:]])
+    while start < order.size:  # batches bound the memory of the span arrays
+        csum = np.cumsum(rows[order[start:]])
         end = start + max(1, int(np.searchsorted(csum, _CHUNK, side="right")))
         sel = order[start:end]
-        counts = n[sel]
-        t = np.repeat(np.arange(sel.size), counts)
-        local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        bws = bw[sel][t]
-        px = lo[sel, 0][t] + local % bws
-        py = lo[sel, 1][t] + local // bws
-        ts = sel[t]
-        inside = np.ones(px.size, dtype=bool)
+        counts = rows[sel]
+        t = np.repeat(sel, counts)
+        y = (lo[t, 1] + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)).astype(float)
+        left = lo[t, 0].astype(float)
+        right = hi[t, 0].astype(float)
+        empty = np.zeros(t.size, dtype=bool)
         for k in range(3):
-            inside &= A[ts, k] * px + B[ts, k] * py + C[ts, k] >= -eps[ts, k]
-        mask[py[inside], px[inside]] = True
+            a = A[t, k]
+            rhs = -(B[t, k] * y + C[t, k]) - eps[t, k]  # constraint: a * x >= rhs
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bound = rhs / a
+            left = np.where(a > 0, np.maximum(left, np.ceil(bound)), left)
+            right = np.where(a < 0, np.minimum(right, np.floor(bound)), right)
+            empty |= (a == 0) & (rhs > 0)
+        ok = ~empty & (left <= right)
+        yi = y[ok].astype(np.int64)
+        np.add.at(diff, yi * width + left[ok].astype(np.int64), 1)
+        np.add.at(diff, yi * width + right[ok].astype(np.int64) + 1, -1)
         start = end
-    return int(mask.sum()), (mask if want_mask else None)
+    mask = np.cumsum(diff.reshape(ny, width), axis=1)[:, :nx] > 0
+    return int(np.count_nonzero(mask)), (mask if want_mask else None)
 
 
 def silhouette(
@@ -184,9 +193,9 @@ def silhouette(
     ``pixels``/``depths`` come from :func:`project_points`; ``triangles`` is M x 3 vertex indices. Parts behind
     the near plane (:data:`NEAR_CLIP`) are clipped away (exactly, in homogeneous coordinates). ``inframe_mask``
     (height x width, bool) is exact at pixel-centre sampling. ``total_pixels`` counts the silhouette on the
-    unbounded image plane, inside plus outside the frame: exactly while the silhouette's bounding box holds at
-    most 1 million pixels; beyond that the outside part is counted on a coarser grid (each sample standing for
-    ``step**2`` pixels), which is plenty for a truncation ratio and bounds the cost.
+    unbounded image plane, inside plus outside the frame: exactly while the box around the frame and the
+    silhouette holds at most 1 million pixels; beyond that the outside part is counted on a coarser grid (each
+    sample standing for ``step**2`` pixels), which is plenty for a truncation ratio and bounds the cost.
     """
     P = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
     D = np.asarray(depths, dtype=np.float64).reshape(-1)
@@ -197,23 +206,27 @@ def silhouette(
         raise ValueError("triangle indices out of range")
     tri = _clip_near(P, D, T)
     tri = tri[np.all(np.isfinite(tri), axis=(1, 2))]
-    _, inframe = _raster_count(tri, 0.0, 0.0, width, height, 1.0, True)
-    assert inframe is not None
-    n_in = int(inframe.sum())
     if tri.shape[0] == 0:
-        return 0, inframe
+        return 0, np.zeros((height, width), dtype=bool)
     xmin, ymin = np.floor(tri.reshape(-1, 2).min(axis=0))
     xmax, ymax = np.ceil(tri.reshape(-1, 2).max(axis=0))
-    if xmin >= 0 and ymin >= 0 and xmax <= width and ymax <= height:
-        return n_in, inframe
-    extent = max((xmax - xmin) * (ymax - ymin), 1.0)
-    step = max(1.0, math.sqrt(extent / _CANVAS_BUDGET))
-    if step == 1.0:
-        nx, ny = int(xmax - xmin), int(ymax - ymin)
-        _, canvas = _raster_count(tri, xmin, ymin, nx, ny, 1.0, True)
+    if xmin >= 0 and ymin >= 0 and xmax <= width and ymax <= height:  # all inside the frame
+        total, inframe = _raster_count(tri, 0.0, 0.0, width, height, 1.0, True)
+        assert inframe is not None
+        return total, inframe
+    # One exact pass over the frame and the silhouette's box together, while that stays small.
+    ux0, uy0 = min(xmin, 0.0), min(ymin, 0.0)
+    ux1, uy1 = max(xmax, float(width)), max(ymax, float(height))
+    if (ux1 - ux0) * (uy1 - uy0) <= _CANVAS_BUDGET:
+        _, canvas = _raster_count(tri, ux0, uy0, int(ux1 - ux0), int(uy1 - uy0), 1.0, True)
         assert canvas is not None
-        return int(canvas.sum()), inframe
-    step = float(math.ceil(step))
+        ox, oy = int(-ux0), int(-uy0)
+        return int(np.count_nonzero(canvas)), canvas[oy : oy + height, ox : ox + width].copy()
+    # Too large: exact in the frame, outside counted on a coarser grid (each sample stands for step**2 pixels).
+    n_in, inframe = _raster_count(tri, 0.0, 0.0, width, height, 1.0, True)
+    assert inframe is not None
+    extent = max((xmax - xmin) * (ymax - ymin), 1.0)
+    step = float(math.ceil(max(1.0, math.sqrt(extent / _CANVAS_BUDGET))))
     nx, ny = int(math.ceil((xmax - xmin) / step)), int(math.ceil((ymax - ymin) / step))
     _, coarse = _raster_count(tri, xmin, ymin, nx, ny, step, True)
     assert coarse is not None
