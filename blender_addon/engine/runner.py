@@ -19,7 +19,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bpy
@@ -79,6 +80,7 @@ class DatasetRenderer:
         self._meshes = MeshCache()
         self._caches = randomize.Caches()
         self._done = 0
+        self.last_timings: dict[str, float] = {}
         self._tmp: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -197,6 +199,7 @@ class DatasetRenderer:
         if self._base is None:
             raise EngineError("render_frame() before open(): use the renderer as a context manager")
         t0 = time.perf_counter()
+        self.last_timings = {}
         self._frame_state = SceneState()
         try:
             record = self._render_frame(frame, self._frame_state)
@@ -206,8 +209,18 @@ class DatasetRenderer:
         self._done += 1
         if self.progress is not None:
             total = len(frames_of_shard(self.count, *self.shard))
-            self.progress({"done": self._done, "total": total, "frame": frame, "seconds": time.perf_counter() - t0})
+            seconds = time.perf_counter() - t0
+            self.progress({"done": self._done, "total": total, "frame": frame, "seconds": seconds})
         return record
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        """Seconds per pipeline step of the last frame, in ``last_timings`` (benchmarks, never in records)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.last_timings[name] = self.last_timings.get(name, 0.0) + time.perf_counter() - t0
 
     def _context(self, state: SceneState) -> randomize.Context:
         return randomize.Context(
@@ -220,8 +233,21 @@ class DatasetRenderer:
             caches=self._caches,
         )
 
-    def _render_frame(self, frame: int, state: SceneState) -> dict[str, Any]:
-        scene = self.scene
+    @contextmanager
+    def apply_frame(self, frame: int) -> Iterator[dict[str, Any]]:
+        """Set the scene up as ``render_frame(frame)`` would, without rendering, and undo it on exit. Yields
+        the frame's params. For viewport previews and for timing Blender's own render of the same scene."""
+        if self._base is None:
+            raise EngineError("apply_frame() before open(): use the renderer as a context manager")
+        state = SceneState()
+        try:
+            _, params, _, _ = self._randomize(frame, state)
+            yield params
+        finally:
+            state.restore()
+
+    def _randomize(self, frame: int, state: SceneState) -> tuple[DatasetConfig, dict[str, Any], int | None, Any]:
+        """Apply the frame's randomization; returns (resolved config, params, component index, post rng)."""
         rngs = frame_rng(self.config.seed, frame).spawn(4)  # component, randomizers, scene hook, post
         component_index = None
         config = self.config
@@ -231,36 +257,58 @@ class DatasetRenderer:
         ctx = self._context(state)
         classes = self.config.mixture[component_index].classes if component_index is not None else ()
         randomize.restrict_classes(ctx, classes)
-        params = randomize.apply_all(ctx, config, rngs[1])
-        if self.frame_hook is not None:
-            extra = self.frame_hook(scene, rngs[2], frame, tuple(classes))
-            params.update({f"scene.{k}": float(v) for k, v in (extra or {}).items()})
-        return self._render_and_write(frame, config, params, component_index, rngs[3])
+        with self._timed("randomize"):
+            params = randomize.apply_all(ctx, config, rngs[1])
+            if self.frame_hook is not None:
+                extra = self.frame_hook(self.scene, rngs[2], frame, tuple(classes))
+                params.update({f"scene.{k}": float(v) for k, v in (extra or {}).items()})
+        return config, params, component_index, rngs[3]
+
+    def _render_frame(self, frame: int, state: SceneState) -> dict[str, Any]:
+        config, params, component_index, post_rng = self._randomize(frame, state)
+        return self._render_and_write(frame, config, params, component_index, post_rng)
 
     def _render_and_write(
         self, frame: int, config: DatasetConfig, params: dict[str, float], component: int | None, rng: Any
     ) -> dict[str, Any]:
         scene, tmp = self.scene, self._tmp
-        depsgraph = self._view_layer.depsgraph
-        depsgraph.update()
-        cams = camera_matrices(scene, scene.camera)
-        visible_targets = [t for t in self.targets if any(not p.hide_render for p in t.parts)]
-        infos = self._instance_infos(visible_targets, depsgraph, cams)
+        with self._timed("silhouettes"):
+            depsgraph = self._view_layer.depsgraph
+            depsgraph.update()
+            cams = camera_matrices(scene, scene.camera)
+            visible_targets = [t for t in self.targets if any(not p.hide_render for p in t.parts)]
+            infos = self._instance_infos(visible_targets, depsgraph, cams)
+        with self._timed("render"):
+            bpy.ops.render.render(write_still=False, scene=scene.name, layer=self._view_layer.name)
+        with self._timed("save"):
+            result = bpy.data.images["Render Result"]
+            stem = layout.frame_stem(frame)
+            exr = os.path.join(tmp, stem + ".exr")
+            set_exr_output(scene, self._base)
+            result.save_render(exr, scene=scene)
+            ext = set_image_output(scene, config, self._base)
+            rgb_file = os.path.join(tmp, stem + ext)
+            result.save_render(rgb_file, scene=scene)
+        with self._timed("read"):
+            passes = read_passes(exr, self._view_layer.name, config.output.normals)
+            if ext == ".png":
+                strip_png_metadata(rgb_file)
+        with self._timed("post"):
+            rgb = randomize.post_process(rgb_file, config, rng, params, passes["depth"])
+        with self._timed("annotate"):
+            record, arrays, paths = self._annotate(
+                frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr
+            )
+        with self._timed("write"):
+            write_frame(paths, arrays, record)
+            if os.path.exists(exr):
+                os.unlink(exr)
+        return record
 
-        bpy.ops.render.render(write_still=False, scene=scene.name, layer=self._view_layer.name)
-        result = bpy.data.images["Render Result"]
-        stem = layout.frame_stem(frame)
-        exr = os.path.join(tmp, stem + ".exr")
-        set_exr_output(scene, self._base)
-        result.save_render(exr, scene=scene)
-        ext = set_image_output(scene, config, self._base)
-        rgb_file = os.path.join(tmp, stem + ext)
-        result.save_render(rgb_file, scene=scene)
-
-        passes = read_passes(exr, self._view_layer.name, config.output.normals)
-        if ext == ".png":
-            strip_png_metadata(rgb_file)
-        rgb = randomize.post_process(rgb_file, config, rng, params, passes["depth"])
+    def _annotate(
+        self, frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr
+    ):
+        """Annotations, the frame record, and the arrays and paths the writer needs."""
         index = passes["index"]
         lut = np.zeros(len(self.targets) + 1, dtype=np.uint16)
         for t in self.targets:
@@ -273,17 +321,14 @@ class DatasetRenderer:
         record = self._record(frame, config, cams, params, component, annotations, dropped, visible_targets, ext)
         arrays: dict[str, Any] = {"rgb_file": rgb_file, "instance": index, "semantic": lut[index]}
         arrays["depth"] = passes["depth"]
-        if "normal" in passes:
-            arrays["normal"] = passes["normal"]
+        if "normal" in passes:  # world space from Cycles -> camera space (Blender camera axes)
+            arrays["normal"] = passes["normal"] @ cams["world_from_camera"][:3, :3]
         if config.output.depth_float == "exr":
             arrays["depth_exr_file"] = exr
         paths = frame_paths(self.out_dir, frame, ext, config)
         if config.filters.drop_empty_frames and not annotations:
             record["image"]["blendset"]["empty_dropped"] = True
-        write_frame(paths, arrays, record)
-        if os.path.exists(exr):
-            os.unlink(exr)
-        return record
+        return record, arrays, paths
 
     def _instance_infos(self, targets: list[Target], depsgraph: Any, cams: dict[str, Any]) -> list[InstanceInfo]:
         cam_pos = cams["world_from_camera"][:3, 3]
