@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import click
@@ -22,7 +23,7 @@ def _check_config(path: str):
 def _progress_bar(total: int, quiet: bool, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=click.get_text_stream("stderr"))
+    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
 
 
 @click.command(short_help="Render a labelled dataset with Blender.")
