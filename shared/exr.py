@@ -167,10 +167,11 @@ def _parse(data: bytes, path: str) -> tuple[list[_Part], _Reader, bool]:
 
 
 def _unpredict(raw: bytes) -> bytes:
-    """Undo the ZIP/RLE pre-processing: byte deltas, then the two interleaved halves."""
-    t = np.frombuffer(raw, dtype=np.uint8)
-    t = np.cumsum(t.astype(np.int64) - 128 * (np.arange(t.size) > 0), dtype=np.int64) % 256
-    t = t.astype(np.uint8)
+    """Undo the ZIP/RLE pre-processing: byte deltas (a running sum modulo 256), then the two interleaved
+    halves."""
+    d = np.frombuffer(raw, dtype=np.uint8).copy()
+    d[1:] -= np.uint8(128)  # wraps modulo 256, as the format intends
+    t = np.cumsum(d, dtype=np.uint8)
     half = (t.size + 1) // 2
     out = np.empty_like(t)
     out[0::2] = t[:half]
@@ -213,6 +214,39 @@ def _decompress(block: bytes, compression: str, expected: int, path: str) -> byt
     )
 
 
+def _read_uncompressed_fast(
+    data: bytes, part: _Part, offsets: tuple, multipart: bool, line_bytes: int
+) -> list[np.ndarray] | None:
+    """All scanlines of an uncompressed part with one structured-array view, when its chunks are stored back to
+    back in order (what Blender writes). Returns None to fall back to reading chunk by chunk."""
+    xmin, ymin, xmax, ymax = part.window
+    w, h = xmax - xmin + 1, ymax - ymin + 1
+    if part.compression != "NONE" or len(offsets) != h or h == 0:
+        return None
+    head = 12 if multipart else 8
+    stride = head + line_bytes
+    offs = np.asarray(offsets, dtype=np.int64)
+    if np.any(np.diff(offs) != stride) or offs[0] + stride * h > len(data):
+        return None
+    fields: list[tuple] = [("part", "<i4")] if multipart else []
+    fields += [("y", "<i4"), ("size", "<i4")]
+    fields += [(f"c{i}", c.dtype, (w,)) for i, c in enumerate(part.channels)]
+    rec = np.frombuffer(data, dtype=np.dtype(fields), count=h, offset=int(offs[0]))
+    if np.any(rec["size"] != line_bytes) or not np.array_equal(np.sort(rec["y"]), np.arange(ymin, ymax + 1)):
+        return None
+    rows = rec["y"] - ymin
+    ordered = bool(np.all(np.diff(rows) == 1))
+    out = []
+    for i in range(len(part.channels)):
+        if ordered:
+            out.append(rec[f"c{i}"].astype(np.float32))  # one strided copy per channel
+        else:
+            arr = np.empty((h, w), dtype=np.float32)
+            arr[rows] = rec[f"c{i}"]
+            out.append(arr)
+    return out
+
+
 def read_exr(path: str) -> dict[str, np.ndarray]:
     """Every channel of every part of a scanline EXR as float32 H x W arrays (row 0 at the top)."""
     with open(path, "rb") as f:
@@ -242,8 +276,12 @@ def read_exr(path: str) -> dict[str, np.ndarray]:
         w, h = xmax - xmin + 1, ymax - ymin + 1
         lpb = _LINES_PER_BLOCK[p.compression]
         chans = p.channels
-        arrays = [np.zeros((h, w), dtype=np.float32) for _ in chans]
         line_bytes = sum(c.dtype.itemsize for c in chans) * w
+        arrays = _read_uncompressed_fast(data, p, offsets, multipart, line_bytes)
+        if arrays is not None:
+            offsets = ()  # done in one go
+        else:
+            arrays = [np.zeros((h, w), dtype=np.float32) for _ in chans]
         for off in offsets:
             r.pos = off
             if multipart:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from blendset_testing import BLENDER_KINDS, run_blender
 
+from shared import exr as exr_module
 from shared.exr import ExrError, exr_header, read_exr
 from shared.raster import K_from_blender, project_points, silhouette
 
@@ -26,7 +27,7 @@ def _expected_mask() -> np.ndarray:
     return silhouette(px, depth, np.array([[0, 1, 2], [0, 2, 3]]), 16, 12)[1]
 
 
-def _check(out_dir, index_name: str) -> None:
+def _check(out_dir, index_name: str, monkeypatch) -> None:
     mask = _expected_mask()
     for stem in READABLE:
         path = os.path.join(out_dir, stem + ".exr")
@@ -44,6 +45,14 @@ def _check(out_dir, index_name: str) -> None:
         assert np.allclose(rgba, ref, atol=1e-6), stem
         plain = read_exr(os.path.join(out_dir, stem + ".single.exr"))
         assert np.allclose(np.stack([plain[c] for c in "RGBA"], -1), ref, atol=1e-6)
+    # The one-view fast path for uncompressed files and the chunk-by-chunk reader agree.
+    fast = {stem: read_exr(os.path.join(out_dir, stem + ".exr")) for stem in ("NONE_32", "NONE_16")}
+    with monkeypatch.context() as m:
+        m.setattr(exr_module, "_read_uncompressed_fast", lambda *a: None)
+        for stem, channels in fast.items():
+            slow = read_exr(os.path.join(out_dir, stem + ".exr"))
+            assert slow.keys() == channels.keys()
+            assert all(np.array_equal(slow[k], channels[k]) for k in slow)
     half = exr_header(os.path.join(out_dir, "NONE_16.exr"))
     assert any(t == "HALF" for p in half for t in p["channels"].values())
     with pytest.raises(ExrError, match="compression PIZ"):
@@ -52,14 +61,14 @@ def _check(out_dir, index_name: str) -> None:
 
 @pytest.mark.blender
 @pytest.mark.parametrize("kind", BLENDER_KINDS)
-def test_exr_written_by_blender(kind, tmp_path):
+def test_exr_written_by_blender(kind, tmp_path, monkeypatch):
     proc = run_blender(kind, SCRIPT, [str(tmp_path)])
     assert "EXR_SCENE_DONE" in proc.stdout
     parts = exr_header(str(tmp_path / "NONE_32.exr"))
     names = {c for p in parts for c in p["channels"]}
     # Blender 4 writes one part and calls the object index pass "IndexOB"; Blender 5 writes one part per pass
     # and calls it "Object Index".
-    _check(tmp_path, "IndexOB" if "ViewLayer.IndexOB.X" in names else "Object Index")
+    _check(tmp_path, "IndexOB" if "ViewLayer.IndexOB.X" in names else "Object Index", monkeypatch)
     if "EXR_SCENE_DONE 5" in proc.stdout:
         assert len(parts) > 1  # the multi-part path was exercised
 
