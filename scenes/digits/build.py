@@ -21,7 +21,6 @@ Runs in Blender 4.2+ (the ``bpy`` module 4.5 and the 5.2 binary); only the stand
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 from typing import Any
@@ -109,20 +108,8 @@ def resolve_font_dir(font_dir: str | None = None) -> str:
 
 def build(font_dir: str | None = None, fonts: tuple[str, ...] | list[str] | None = None, **options: Any) -> None:
     """Create the digits scene in the current scene. ``options`` override :data:`DEFAULTS` (unknown keys raise).
-
-    Options may also come as a JSON object in ``BLENDSET_DIGITS_OPTIONS`` (how ``blendset bench digits`` passes
-    them through ``blendset render``); keyword arguments win over it.
+    From the command line they come as ``--scene-args '{"handwriting": false}'`` (headless.py / blendset render).
     """
-    env = os.environ.get("BLENDSET_DIGITS_OPTIONS", "").strip()
-    if env:
-        try:
-            from_env = json.loads(env)
-        except json.JSONDecodeError as e:
-            raise SceneBuildError(f"BLENDSET_DIGITS_OPTIONS is not valid JSON: {e}") from None
-        if not isinstance(from_env, dict):
-            raise SceneBuildError("BLENDSET_DIGITS_OPTIONS must be a JSON object")
-        font_dir = font_dir or from_env.pop("font_dir", None)
-        options = {**from_env, **options}
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise SceneBuildError(f"unknown digits scene option(s) {unknown}; known: {sorted(DEFAULTS)}")

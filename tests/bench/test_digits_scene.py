@@ -23,8 +23,7 @@ def _load():
 
 
 @pytest.fixture()
-def scene_module(monkeypatch):
-    monkeypatch.delenv("BLENDSET_DIGITS_OPTIONS", raising=False)
+def scene_module():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return _load()
 
@@ -110,9 +109,8 @@ def test_handwriting_lattice_deforms_the_strokes(scene_module):
     assert 0.01 < shift.mean() < 0.3  # a visible but bounded warp, in glyph units (glyph height ~0.73)
 
 
-def test_no_handwriting_option_and_bad_options(scene_module, monkeypatch):
-    monkeypatch.setenv("BLENDSET_DIGITS_OPTIONS", '{"handwriting": false}')
-    scene_module.build()
+def test_no_handwriting_option_and_bad_options(scene_module):
+    scene_module.build(handwriting=False)
     assert not any(o.modifiers for o in _digits())
     values = scene_module.randomize(bpy.context.scene, np.random.default_rng(0), 0, ())
     assert values["deform_sigma"] == 0.0

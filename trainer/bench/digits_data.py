@@ -311,3 +311,43 @@ def coco_to_digit_folder(
     report = ConversionReport(kept=len(out_images), per_class=per_class, skipped=skipped)
     _write_json(os.path.join(out, "conversion.json"), report.to_dict())
     return report
+
+
+def digit_folder_to_coco(folder: str, out: str, upscale: int = 4, limit: int | None = None, seed: int = 0) -> str:
+    """Write a digit ImageFolder as a COCO dataset for the gap toolkit: each 8x8 digit upscaled ``upscale`` times
+    (nearest neighbour, so the 17 levels stay) to ``out/images``, one box per image around its ink (values > 0).
+    ``limit`` keeps a seeded random subset. Returns ``out``."""
+    from PIL import Image
+
+    images, labels, names = read_imagefolder(folder)
+    order = np.arange(len(images))
+    if limit is not None and limit < len(images):
+        order = np.sort(np.random.default_rng(seed).choice(len(images), size=limit, replace=False))
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    coco: dict = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": i, "name": n} for i, n in enumerate(CLASS_NAMES)],
+    }
+    for k, i in enumerate(order):
+        big = np.kron(digit_png(images[i]), np.ones((upscale, upscale), np.uint8))
+        file_name = f"{names[i]}.png"  # relative to out/images, the COCO image root of a Blendset folder
+        path = os.path.join(out, "images", file_name)
+        Image.fromarray(big, mode="L").convert("RGB").save(path + ".tmp", format="PNG")
+        os.replace(path + ".tmp", path)
+        rows, cols = np.flatnonzero(big.any(1)), np.flatnonzero(big.any(0))
+        x0, y0 = int(cols[0]), int(rows[0])
+        w, h = int(cols[-1]) + 1 - x0, int(rows[-1]) + 1 - y0
+        coco["images"].append({"id": k + 1, "file_name": file_name, "width": big.shape[1], "height": big.shape[0]})
+        coco["annotations"].append(
+            {
+                "id": k + 1,
+                "image_id": k + 1,
+                "category_id": int(labels[i]),
+                "bbox": [x0, y0, w, h],
+                "area": float(w * h),
+                "iscrowd": 0,
+            }
+        )
+    _write_json(os.path.join(out, "annotations.json"), coco)
+    return out
