@@ -11,8 +11,9 @@ component per Gaussian (seed 002, 4.6.3; bag mAP 0.196 -> 0.454 after aligning b
    the base config's focal length and resolution; its remaining spread becomes a log-uniform distance range
    with the same log-variance. Its mean vertical position moves the look-at point up or down
    (``dz = (cy_real - cy_synthetic) * H * d / (fy * cos(elevation))``) when it differs from the synthetic set's
-   by more than 5% of the image height. Elevation stays the base config's: box position alone cannot tell a
-   higher camera from a lower look-at point.
+   by more than 5% of the image height, unless the synthetic frames looked at scattered points (targets that move
+   between frames: a fixed look-at point would lose them; the report says so). Elevation stays the base
+   config's: box position alone cannot tell a higher camera from a lower look-at point.
 4. The output is the base config with ``mixture`` set (weights = GMM weights), checked with
    ``DatasetConfig.from_dict``; the engine renders it directly.
 """
@@ -113,6 +114,7 @@ class SizeModel:
     fx: float
     cy_mean: float
     look_at: tuple[float, float, float] | None
+    look_at_spread: float = 0.0  # median distance (m) of the per-frame look-at points from their median
 
 
 def estimate_size(syn_geo: dict[str, np.ndarray], syn_images: list[dict[str, Any]]) -> SizeModel:
@@ -133,6 +135,7 @@ def estimate_size(syn_geo: dict[str, np.ndarray], syn_images: list[dict[str, Any
     size = np.sqrt(syn_geo["box_area_px"][ok]) * d[ok] / fx[ok]
     cats = syn_geo["category"][ok]
     per_class = {str(c): float(np.median(size[cats == c])) for c in np.unique(cats)}
+    look_at, spread = _look_at(syn_images)
     return SizeModel(
         size_m=float(np.median(size)),
         log10_spread=float(np.std(np.log10(size))),
@@ -140,12 +143,14 @@ def estimate_size(syn_geo: dict[str, np.ndarray], syn_images: list[dict[str, Any
         n_boxes=int(ok.sum()),
         fx=float(np.median(fx[ok])),
         cy_mean=float(np.mean(syn_geo["box_center_y"])),
-        look_at=_look_at(syn_images),
+        look_at=look_at,
+        look_at_spread=spread,
     )
 
 
-def _look_at(images: list[dict[str, Any]]) -> tuple[float, float, float] | None:
-    """Median of camera position + forward * camera.distance over frames: where the synthetic cameras looked."""
+def _look_at(images: list[dict[str, Any]]) -> tuple[tuple[float, float, float] | None, float]:
+    """Median of camera position + forward * camera.distance over frames (where the synthetic cameras looked),
+    and how far the per-frame points scatter around it (targets that move between frames scatter it)."""
     points = []
     for im in images:
         bs = im.get("blendset") or {}
@@ -156,9 +161,11 @@ def _look_at(images: list[dict[str, Any]]) -> tuple[float, float, float] | None:
         mat = np.asarray(m, dtype=np.float64)
         points.append(mat[:3, 3] - mat[:3, 2] * float(dist))  # Blender cameras look down their -Z axis
     if not points:
-        return None
-    p = np.median(np.asarray(points), axis=0)
-    return (float(p[0]), float(p[1]), float(p[2]))
+        return None, 0.0
+    pts = np.asarray(points)
+    p = np.median(pts, axis=0)
+    spread = float(np.median(np.linalg.norm(pts - p, axis=1)))
+    return (float(p[0]), float(p[1]), float(p[2])), spread
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,7 +190,11 @@ def component_camera(base_cam: Any, size: SizeModel, mean_log_area: float, var_l
     hi = max(hi, lo)
     cam = dataclasses.replace(base_cam, distance=Range(round(lo, 4), round(hi, 4), "loguniform"), closeup_share=0.0)
     info = {"distance_centre_m": d_c, "distance_min_m": lo, "distance_max_m": hi, "fx_target_px": fx_t}
-    if abs(cy - size.cy_mean) > MIN_CY_SHIFT and size.look_at is not None:
+    if abs(cy - size.cy_mean) > MIN_CY_SHIFT and size.look_at is not None and size.look_at_spread > 0.1 * d_c:
+        info["look_at_kept"] = (f"look-at points scatter {size.look_at_spread:.2f} m between synthetic frames "
+                                "(the targets move): a fixed look-at point would lose them, vertical position "
+                                "is not aligned")
+    elif abs(cy - size.cy_mean) > MIN_CY_SHIFT and size.look_at is not None:
         elev = math.radians((base_cam.elevation_deg.min + base_cam.elevation_deg.max) / 2)
         dz = (cy - size.cy_mean) * h * d_c / (fx_t * max(math.cos(elev), 0.2))
         x, y, z = size.look_at
@@ -246,6 +257,7 @@ def align(
         "object_size_m": size.size_m, "object_size_log10_spread": size.log10_spread,
         "object_size_per_class_m": size.per_class, "size_from_boxes": size.n_boxes, "sensor_width_mm": sensor_mm,
         "synthetic_center_y_mean": size.cy_mean, "synthetic_look_at": size.look_at,
+        "synthetic_look_at_spread_m": size.look_at_spread,
         "components": comp_info, "notes": notes,
     }
     if len(x) < 30:

@@ -274,8 +274,9 @@ def render_report(result: dict[str, Any], rows: list[dict[str, Any]], feats: dic
     parts.append(rp.table(["metadata", "D_B", "synthetic median", "real median", "seed 002"], table_rows,
                           [False, True, True, True, False]))
     figs = [rp.figure(rp.overlay_histogram(row["_hist"].edges, row["_hist"].p, row["_hist"].q,
-                                           f"{row['label']}  D_B={row['bhattacharyya']:.3f}", row["log_scale"]),
-                      row["label"]) for row in rows]
+                                           f"{row['label']}  D_B={row['bhattacharyya']:.3f}", row["log_scale"],
+                                           xlabel=row["label"]),
+                      ("★ " if row["matters"] else "") + (row["note"] or "")) for row in rows]
     parts.append("<div class='grid'>" + "".join(figs) + "</div>")
     parts.append(_feature_section(result, feats, projection, proj_name))
     parts.append(_synthetic_only_section(result, meta_syn))
@@ -287,8 +288,7 @@ def render_report(result: dict[str, Any], rows: list[dict[str, Any]], feats: dic
 def _what_matters(rows: list[dict[str, Any]]) -> str:
     top = [row for row in rows if row["matters"]]
     items = "".join(
-        f"<li><b>{rp.esc(row['label'])}</b>: D<sub>B</sub> = {row['bhattacharyya']:.3f} "
-        f"(synthetic median {rp.fmt(row['synthetic_median'])}, real {rp.fmt(row['real_median'])})</li>"
+        f"<li><b>{rp.esc(row['label'])}</b>: D<sub>B</sub> = {row['bhattacharyya']:.3f}: {_direction(row)}</li>"
         for row in top
     )
     return rp.box(
@@ -300,6 +300,21 @@ def _what_matters(rows: list[dict[str, Any]]) -> str:
         "<code>blendset gap align</code> writes a config that aligns box area and position; "
         "<code>blendset gap filter</code> drops synthetic images far from the real feature distribution.",
     )
+
+
+def _direction(row: dict[str, Any]) -> str:
+    """Plain words for which way the synthetic median is off."""
+    s, r = row["synthetic_median"], row["real_median"]
+    words = {"box_area": ("smaller", "larger"), "box_center_y": ("higher in the image", "lower in the image"),
+             "box_center_x": ("further left", "further right"),
+             "background_similarity": ("more distinct from their background", "more camouflaged")}
+    lo, hi = words.get(row["name"], ("lower", "higher"))
+    if row["bhattacharyya"] < 0.05:
+        return f"close (synthetic median {rp.fmt(s)}, real {rp.fmt(r)})"
+    if row["name"] == "box_area":
+        return (f"synthetic boxes are {lo if s < r else hi} (median {100 * s:.2g}% of the image vs "
+                f"{100 * r:.2g}% in real)")
+    return f"synthetic objects are {lo if s < r else hi} (median {rp.fmt(s)} vs {rp.fmt(r)} in real)"
 
 
 def _feature_section(result: dict[str, Any], feats: dict[str, dict[str, Any]],
@@ -337,7 +352,7 @@ def _synthetic_only_section(result: dict[str, Any], meta_syn: DatasetMeta) -> st
     out = ["<h2>Rendered-only metadata (synthetic side)</h2>",
            "<p class='small'>Real images have no depth, occlusion or object identity; "
            "<code>blendset gap predict-metadata</code> estimates them from features.</p>"]
-    figs = [rp.figure(rp.single_histogram(meta_syn.boxes[s.name], s.label, s.log), s.note or s.label) for s in specs]
+    figs = [rp.figure(rp.single_histogram(meta_syn.boxes[s.name], s.label, s.log), s.note) for s in specs]
     out.append("<div class='grid'>" + "".join(figs) + "</div>")
     if "shape_counts" in so:
         out.append(f"<p>Object shapes (boxes per object): {rp.esc(so['shape_counts'])}. {rp.esc(SHAPE_NOTE)}</p>")

@@ -102,6 +102,16 @@ def standardize(real: np.ndarray, synthetic: np.ndarray) -> tuple[np.ndarray, np
     return (real - mean) / std, (synthetic - mean) / std
 
 
+def standardize_to(reference: np.ndarray, other: np.ndarray, floor: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Scale both sets by the reference's mean and std; a dimension nearly constant in the reference gets at
+    least ``floor`` times its pooled std, so it cannot blow up."""
+    mean = reference.mean(axis=0)
+    pooled = np.concatenate([reference, other]).std(axis=0)
+    std = np.maximum(reference.std(axis=0), floor * pooled)
+    std[std < 1e-12] = 1.0
+    return (reference - mean) / std, (other - mean) / std
+
+
 def pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances, shape (len(a), len(b))."""
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
@@ -185,7 +195,7 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
 # Cuts and uncertainty
 
 
-def elbow_index(values: Sequence[float], min_gain: float = 0.1, snap: float = 0.5) -> int:
+def elbow_index(values: Sequence[float], min_gain: float = 0.1, window: float = 0.25) -> int:
     """Kneedle: the knee of an ascending curve is the point farthest above the straight line from its first to
     its last point, after scaling both axes to [0, 1].
 
@@ -193,9 +203,9 @@ def elbow_index(values: Sequence[float], min_gain: float = 0.1, snap: float = 0.
     number to drop), or 0 when the curve is too close to a straight line (largest gap < ``min_gain``): no knee,
     nothing stands out, nothing is dropped.
 
-    Kneedle's knee is the first point of the plateau, which on noisy data can sit one or two samples past a clean
-    break. When one single step before the knee makes up at least ``snap`` of the whole rise up to it (planted
-    outliers: one cluster far below the rest), the cut snaps to that step."""
+    Kneedle's knee is the first point of the plateau, which on noisy data sits a point or two past a clean break.
+    So the cut moves back to the largest single step among the last ``window`` share (at least 2 steps) of the
+    points before the knee: planted outliers end exactly where the jump to the inliers is."""
     y = np.asarray(values, dtype=np.float64)
     n = len(y)
     if n < 3:
@@ -206,17 +216,13 @@ def elbow_index(values: Sequence[float], min_gain: float = 0.1, snap: float = 0.
     if span <= 0:
         return 0
     x = np.linspace(0.0, 1.0, n)
-    yn = (y - y[0]) / span
-    gap = yn - x  # above the chord: a steep rise early, then a plateau
+    gap = (y - y[0]) / span - x  # above the chord: a steep rise early, then a plateau
     i = int(np.argmax(gap))
-    if gap[i] < min_gain:
+    if gap[i] < min_gain or i == 0:
         return 0
-    steps = np.diff(y[: i + 1])
-    if len(steps):
-        j = int(np.argmax(steps))
-        if steps[j] >= snap * (y[i] - y[0]):
-            return j + 1
-    return i
+    lo = max(0, i - max(2, int(math.ceil(window * i))))
+    steps = np.diff(y[lo : i + 1])
+    return lo + int(np.argmax(steps)) + 1
 
 
 def bootstrap(

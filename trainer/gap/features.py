@@ -2,8 +2,9 @@
 
 ``--extractor`` takes one of:
 
-- ``random``: a ResNet-18 with random weights (seeded). Always available, needs no download; its features
-  follow low-level colour and texture statistics only, and every report says so.
+- ``random``: a ResNet-18 with random weights (seeded), every stage average-pooled and concatenated. Always
+  available, needs no download; its features follow low-level colour and texture statistics only, and every
+  report says so.
 - ``torchvision:NAME[:WEIGHTS_PATH]``: any torchvision classification model (``resnet50``, ``efficientnet_b0``,
   ...) with a local weights file (a state dict, or a checkpoint dict holding one under ``"model"``). Without a
   path the model is random-init and labelled so. Weights never download here.
@@ -96,7 +97,8 @@ def build_extractor(spec: str, size: int = 96, device: str = "cpu", batch_size: 
     """Parse ``--extractor`` (see module docstring). Raises GapError for an unknown spec or a bad file."""
     kind, _, rest = spec.partition(":")
     if kind == "random" and not rest:
-        model, label, random_init = _random_resnet(), "random-init ResNet-18 (no trained weights)", True
+        model, random_init = _random_resnet(), True
+        label = "random-init ResNet-18, all stages pooled (no trained weights)"
     elif kind == "torchvision" and rest:
         model, label, random_init = _torchvision(rest)
     elif kind == "detector" and rest:
@@ -110,14 +112,16 @@ def build_extractor(spec: str, size: int = 96, device: str = "cpu", batch_size: 
 
 
 def _random_resnet() -> Any:
+    """Random weights carry no object knowledge, so every stage is pooled (64+128+256+512 values): the early
+    stages keep the colour and texture statistics that are all such features can tell apart."""
     import torch
     import torchvision
+    from torchvision.models.feature_extraction import create_feature_extractor
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = torchvision.models.resnet18(weights=None)
-    model.fc = torch.nn.Identity()
-    return model
+    return create_feature_extractor(model, {f"layer{i}": f"layer{i}" for i in range(1, 5)})
 
 
 def _strip_head(model: Any) -> Any:

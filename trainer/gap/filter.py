@@ -35,10 +35,11 @@ Progress = Callable[[str, int, int], None]
 
 
 def likelihood_scores(real: np.ndarray, synthetic: np.ndarray, method: str = "knn", k: int = 5) -> np.ndarray:
-    """Higher = more like the real set. Features are standardised on the pooled sets first."""
+    """Higher = more like the real set. Features are scaled by the real set's own spread (not the pooled one:
+    outliers would inflate the pooled spread of exactly the dimensions they stand out in)."""
     if len(real) < 2:
         raise GapError(f"scoring needs at least 2 real samples, got {len(real)}")
-    r, s = dist.standardize(real, synthetic)
+    r, s = dist.standardize_to(real, synthetic)
     if method == "knn":
         return -dist.knn_distance(s, r, k)
     if method == "kde":

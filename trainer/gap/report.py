@@ -51,7 +51,7 @@ def _plt() -> Any:
 
 
 def overlay_histogram(edges: np.ndarray, p: np.ndarray, q: np.ndarray, title: str, log: bool,
-                      labels: tuple[str, str] = ("synthetic", "real")) -> str:
+                      labels: tuple[str, str] = ("synthetic", "real"), xlabel: str = "value") -> str:
     """Two normalised histograms on shared bins, synthetic blue, real red."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.6, 2.3))
@@ -61,7 +61,7 @@ def overlay_histogram(edges: np.ndarray, p: np.ndarray, q: np.ndarray, title: st
         dens = counts / total if total else counts
         ax.bar(edges[:-1], dens, width=widths, align="edge", alpha=0.45, color=color, label=f"{label} (n={total})")
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("log10(value)" if log else "value", fontsize=8)
+    ax.set_xlabel(f"log10 {xlabel}" if log else xlabel, fontsize=7)
     ax.set_ylabel("share", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="best")
@@ -157,7 +157,8 @@ class RawHtml(str):
 
 
 def figure(uri: str, caption: str) -> str:
-    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="{uri}" alt="{esc(caption) or "plot"}">{cap}</figure>'
 
 
 def box(kind: str, text: str) -> str:
