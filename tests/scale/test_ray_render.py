@@ -257,3 +257,26 @@ def test_bad_config_fails_before_the_cluster_starts(tmp_path):
     with pytest.raises(ConfigError, match="render.samples"):
         ray_render.render_with_ray(str(bad), str(tmp_path / "out"), 4, 0, 2)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_job_array_commands_from_the_docs(renders, tmp_path):
+    """docs/scale-out.md's SLURM array (same command for Kubernetes' JOB_COMPLETION_INDEX), run as a shell loop:
+    two array tasks with ``--shard $SLURM_ARRAY_TASK_ID/$N``, then ``blendset merge`` over the shard glob."""
+    script = f"""
+set -e
+N=2
+OUT={tmp_path}/ds
+for SLURM_ARRAY_TASK_ID in 0 1; do
+  "{sys.executable}" -m trainer render --config {renders["cfg"]} --count 4 --seed {SEED} \\
+      --scene-script {BASIC_SCENE} --in-process --shard "$SLURM_ARRAY_TASK_ID/$N" \\
+      --out "$OUT/shards/shard-$(printf %05d "$SLURM_ARRAY_TASK_ID")-of-$(printf %05d "$N")" -q
+done
+"{sys.executable}" -m trainer merge "$OUT"/shards/shard-*-of-00002 --out "$OUT/merged" -q
+"""
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, single = _files(str(tmp_path / "ds" / "merged")), _files(renders["single"])
+    assert sorted(k for k in got if k.startswith("images")) == [f"images/{f:06d}.png" for f in range(4)]
+    for name in got:
+        if name.split(os.sep)[0] in ("images", "instance", "semantic", "depth", "frames"):
+            assert got[name] == single[name], name
