@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .coco import _counts_from_runs, _counts_to_string, instance_runs, mask_to_polygons
+from .coco import _counts_from_runs, _counts_to_strings, instance_runs, mask_to_polygons
 from .config import Filters
 from .layout import annotation_id, image_id
 
@@ -220,6 +220,7 @@ def annotate_frame(
     annotations: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     boundaries: list[tuple[np.ndarray, np.ndarray]] = []
+    run_counts: list[np.ndarray] = []
     for info in sorted(instances, key=lambda i: i.instance_id):
         lo = np.searchsorted(sorted_values, info.instance_id, "left")
         hi = np.searchsorted(sorted_values, info.instance_id, "right")
@@ -257,7 +258,7 @@ def annotate_frame(
                 by, bx = _boundary(crop_mask)
                 boundaries.append((by + y0, bx + x0))
         k = len(annotations)
-        counts = _counts_from_runs(s, ln, n)
+        run_counts.append(_counts_from_runs(s, ln, n))
         ann: dict[str, Any] = {
             "id": annotation_id(frame, k),
             "image_id": image_id(frame),
@@ -265,7 +266,7 @@ def annotate_frame(
             "bbox": [c0, r0, c1 - c0 + 1, r1 - r0 + 1],
             "area": visible,
             "iscrowd": 0,
-            "segmentation": {"size": [h, w], "counts": _counts_to_string(counts)},
+            "segmentation": {"size": [h, w], "counts": ""},  # filled in below, all objects at once
             "attributes": {
                 "visible_pixels": visible,
                 "unoccluded_pixels": inframe,
@@ -282,6 +283,8 @@ def annotate_frame(
             polys = mask_to_polygons(crop_mask)
             ann["polygons"] = [[v + (x0 if j % 2 == 0 else y0) for j, v in enumerate(p)] for p in polys]
         annotations.append(ann)
+    for ann, text in zip(annotations, _counts_to_strings(run_counts), strict=True):
+        ann["segmentation"]["counts"] = text
     if flat_rgb is not None and annotations:
         ids_kept = [a["attributes"]["instance_id"] for a in annotations]
         for ann, sim in zip(annotations, _similarities(flat_rgb, im, boundaries, ids_kept), strict=True):

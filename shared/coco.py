@@ -57,11 +57,22 @@ _GROUP_LIMITS = np.array([1 << (5 * k - 1) for k in range(1, 13)], dtype=np.int6
 
 def _counts_to_string(counts: np.ndarray) -> str:
     """COCO's LEB128-like text form of run counts, vectorised (no Python loop per run)."""
-    cnts = np.asarray(counts, dtype=np.int64)
+    return _counts_to_strings([counts])[0]
+
+
+def _counts_to_strings(many: list[np.ndarray]) -> list[str]:
+    """:func:`_counts_to_string` for several masks in one set of array operations (one frame's instances)."""
+    if not many:
+        return []
+    sizes = np.array([len(c) for c in many], dtype=np.int64)
+    cnts = np.concatenate([np.asarray(c, dtype=np.int64) for c in many]) if sizes.sum() else np.zeros(0, np.int64)
     if cnts.size == 0:
-        return ""
+        return [""] * len(many)
+    # Position of each count inside its own mask's list: count i (i > 2) is stored relative to count i - 2.
+    pos = np.arange(cnts.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     x = cnts.copy()
-    x[3:] -= cnts[1:-2]  # count i (i > 2) is stored relative to count i - 2
+    rel = np.flatnonzero(pos > 2)
+    x[rel] -= cnts[rel - 2]
     # A value needs k 5-bit groups when it fits in 5k signed bits (the top bit of the last group is the sign).
     mag = np.where(x >= 0, x, ~x)
     ngroups = 1 + np.searchsorted(_GROUP_LIMITS, mag, side="right")
@@ -70,8 +81,18 @@ def _counts_to_string(counts: np.ndarray) -> str:
     groups = (x[:, None] >> shifts[None, :]) & 0x1F
     j = np.arange(maxg)[None, :]
     groups = groups | np.where(j < ngroups[:, None] - 1, 0x20, 0)
-    chars = (groups + 48)[j < ngroups[:, None]]
-    return chars.astype(np.uint8).tobytes().decode("ascii")
+    text = (groups + 48)[j < ngroups[:, None]].astype(np.uint8).tobytes().decode("ascii")
+    # Characters per mask, to cut the joined text back apart.
+    chars_per_mask = _sum_segments(ngroups, sizes)
+    ends = np.cumsum(chars_per_mask)
+    return [text[e - n : e] for e, n in zip(ends.tolist(), chars_per_mask.tolist(), strict=True)]
+
+
+def _sum_segments(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Sums of consecutive segments of ``values`` with lengths ``sizes`` (zero-length segments allowed)."""
+    csum = np.concatenate([[0], np.cumsum(values)])
+    ends = np.cumsum(sizes)
+    return csum[ends] - csum[ends - sizes]
 
 
 def _string_to_counts(s: str | bytes) -> np.ndarray:
@@ -191,13 +212,14 @@ def encode_instance_map(
     values, starts, lengths = runs if runs is not None else instance_runs(im)
     order = np.argsort(values, kind="stable")
     sv = values[order]
-    out: dict[int, dict[str, Any]] = {}
-    for i in ids:
+    id_list = [int(i) for i in ids]
+    all_counts = []
+    for i in id_list:
         lo, hi = np.searchsorted(sv, i, "left"), np.searchsorted(sv, i, "right")
         sel = order[lo:hi]
-        counts = _counts_from_runs(starts[sel], lengths[sel], n)
-        out[int(i)] = {"size": [int(h), int(w)], "counts": _counts_to_string(counts)}
-    return out
+        all_counts.append(_counts_from_runs(starts[sel], lengths[sel], n))
+    strings = _counts_to_strings(all_counts)
+    return {i: {"size": [int(h), int(w)], "counts": c} for i, c in zip(id_list, strings, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------------------------

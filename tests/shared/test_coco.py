@@ -169,3 +169,11 @@ def test_write_json_atomic_replaces_and_leaves_no_temp(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+def test_batched_count_strings_match_single_ones():
+    from shared.coco import _counts_to_string, _counts_to_strings
+
+    many = [np.array([], np.int64), np.array([5]), np.array([0, 3, 2, 70000, 1, 2, 3]), np.array([1, 1, 1, 1])]
+    assert _counts_to_strings(many) == [_counts_to_string(c) for c in many]
+    assert _counts_to_strings(many)[0] == "" and _counts_to_strings([]) == []
