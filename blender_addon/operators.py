@@ -50,10 +50,10 @@ def _output_problem(scene: bpy.types.Scene) -> Problem | None:
     path = output_dir(scene)
     if os.path.exists(path) and not os.path.isdir(path):
         return Problem(f"Output folder {path} is a file", *fix)
-    probe = path
-    while probe and not os.path.exists(probe):
-        probe = os.path.dirname(probe.rstrip(os.sep)) if probe.rstrip(os.sep) != probe else os.path.dirname(probe)
-    if not probe or not os.access(probe, os.W_OK | os.X_OK):
+    probe = path.rstrip(os.sep) or os.sep
+    while not os.path.exists(probe):  # the nearest existing folder is where the new ones would be made
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
         return Problem(f"Output folder {path} is not writable", *fix)
     return None
 
