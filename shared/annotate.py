@@ -87,7 +87,8 @@ def _boundary(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     separable 3-wide passes); pixels past the array edge count as inside, so only real neighbours make a pixel a
     boundary pixel."""
     h, w = m.shape
-    pm = np.pad(m, 1, constant_values=True)
+    pm = np.ones((h + 2, w + 2), dtype=bool)
+    pm[1:-1, 1:-1] = m
     rows = pm[:, :-2] & pm[:, 1:-1] & pm[:, 2:]  # (h+2, w): horizontal 3-wide erosion
     interior = rows[:-2] & rows[1:-1] & rows[2:]  # (h, w): then vertical
     return np.nonzero(m & ~interior)
