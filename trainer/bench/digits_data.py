@@ -6,9 +6,10 @@ ink pixels in each 4x4 block, so every image is 8x8 with 17 grey levels (0..16) 
 
 :func:`to_digit_form` applies the same recipe to a rendered crop (the documented preprocessing step):
 
-1. grey = mean of RGB over the COCO box (tight to the visible pixels);
+1. grey = mean of RGB over the COCO box (tight to the visible pixels) plus a 15% margin of background;
 2. binarise with Otsu's threshold; the ink side is the one that overlaps the instance mask more (renders may
-   be dark-on-light or light-on-dark);
+   be dark-on-light or light-on-dark), and ink is kept only within 2 px of the mask (background shading never
+   becomes ink);
 3. scale the ink bitmap so its longer side fills 32 pixels, keeping the aspect ratio, centred in 32x32;
 4. count ink pixels per 4x4 block: an 8x8 array of integers 0..16.
 
@@ -115,15 +116,18 @@ def otsu_threshold(values: np.ndarray) -> float:
 
 
 def ink_bitmap(gray: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Binary ink image of a grey crop in [0, 1]. Ink is the Otsu side that overlaps ``mask`` more; without a
-    mask it is the minority side (a digit covers less than half of its box)."""
+    """Binary ink image of a grey crop in [0, 1]. Ink is the Otsu side that overlaps ``mask`` more, kept only
+    within 2 px of the mask; without a mask it is the minority side (a digit covers less than half of its box)."""
     t = otsu_threshold(gray)
     dark = gray <= t
     if mask is not None and mask.shape == gray.shape and mask.any():
+        from scipy.ndimage import binary_dilation
+
         ink = dark if dark[mask].mean() >= (~dark)[mask].mean() else ~dark
-    else:
-        ink = dark if dark.mean() <= 0.5 else ~dark
-    return ink
+        # Shading in the background can fall on the ink side of the threshold: only pixels on or next to the
+        # object's silhouette count as ink.
+        return ink & binary_dilation(mask, iterations=2)
+    return dark if dark.mean() <= 0.5 else ~dark
 
 
 def fit_bitmap(ink: np.ndarray, size: int = BITMAP) -> np.ndarray:
@@ -285,11 +289,13 @@ def coco_to_digit_folder(
             skip("missing_image")
             continue
         x, y, w, h = (int(round(v)) for v in ann["bbox"])
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(rgb.shape[1], x + max(w, 0)), min(rgb.shape[0], y + max(h, 0))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        if w < 2 or h < 2:
             skip("empty_crop")
             continue
+        # A margin of background around the box gives Otsu's threshold both sides to separate.
+        m = int(round(0.15 * max(w, h)))
+        x0, y0 = max(0, x - m), max(0, y - m)
+        x1, y1 = min(rgb.shape[1], x + w + m), min(rgb.shape[0], y + h + m)
         mask = None
         seg = ann.get("segmentation")
         if isinstance(seg, dict) and "counts" in seg:

@@ -70,7 +70,7 @@ def per_class_figure(results: dict[str, Any]) -> str | None:
     return _fig_uri(fig)
 
 
-def samples_figure(bench_dir: str, per_class: int = 2) -> str | None:
+def samples_figure(bench_dir: str, per_class: int = 3) -> str | None:
     """Rows per digit: rendered crops (RGB), the same crops in the real form (8x8, 17 levels), real digits."""
     import json
 
@@ -88,28 +88,40 @@ def samples_figure(bench_dir: str, per_class: int = 2) -> str | None:
     syn_imgs, syn_labels, syn_names = dd.read_imagefolder(syn_dir)
     real_imgs, real_labels, _ = dd.read_imagefolder(real_dir)
     by_name = {n: i for i, n in enumerate(syn_names)}
-    cell = 40
-    sheet = Image.new("RGB", (cell * per_class * 3 + 2 * 8, cell * 10), "white")
+    from PIL import ImageDraw
+
+    cell, gap, top, pad = 44, 12, 18, 3  # pad: white space between cells so neighbouring digits never merge
+    step = cell + pad
+    group = step * per_class + gap
+    sheet = Image.new("RGB", (3 * group - gap, top + step * 10), "white")
+    draw = ImageDraw.Draw(sheet)
+    for g, title in enumerate(("renders", "real form", "real digits")):
+        draw.text((g * group + 2, 3), title, fill=(60, 60, 60))
     for d in range(10):
+        y = top + d * step
         anns = [a for a in coco["annotations"] if cats.get(a["category_id"]) == str(d) and f"ann{a['id']}" in by_name]
         for k, ann in enumerate(anns[:per_class]):
             im = images[ann["image_id"]]
             rgb = Image.open(os.path.join(raw_dir, "images", os.path.basename(im["file_name"]))).convert("RGB")
-            x, y, w, h = ann["bbox"]
+            x0, y0, w, h = ann["bbox"]
             side = max(w, h) * 1.3
-            cx, cy = x + w / 2, y + h / 2
+            cx, cy = x0 + w / 2, y0 + h / 2
             crop = rgb.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
-            sheet.paste(crop.resize((cell, cell), Image.BILINEAR), (k * cell, d * cell))
-            form = dd.digit_png(syn_imgs[by_name[f"ann{ann['id']}"]])
-            form_img = Image.fromarray(form, mode="L").resize((cell, cell), Image.NEAREST).convert("RGB")
-            sheet.paste(form_img, (cell * per_class + 8 + k * cell, d * cell))
-        reals = real_imgs[real_labels == d][:per_class]
-        for k, r in enumerate(reals):
-            img = Image.fromarray(dd.digit_png(r), mode="L").resize((cell, cell), Image.NEAREST).convert("RGB")
-            sheet.paste(img, (2 * (cell * per_class + 8) + k * cell, d * cell))
+            sheet.paste(crop.resize((cell, cell), Image.BILINEAR), (k * step, y))
+            sheet.paste(_digit_tile(syn_imgs[by_name[f"ann{ann['id']}"]], cell), (group + k * step, y))
+        for k, r in enumerate(real_imgs[real_labels == d][:per_class]):
+            sheet.paste(_digit_tile(r, cell), (2 * group + k * step, y))
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return _png_data_uri(buf.getvalue())
+
+
+def _digit_tile(values: np.ndarray, cell: int) -> Any:
+    """An 8x8 digit (0..16) as a ``cell``-pixel tile, drawn dark ink on light grey like a scanned form."""
+    from PIL import Image
+
+    grey = np.round(235.0 - np.asarray(values, np.float64) * 235.0 / dd.LEVELS).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").resize((cell, cell), Image.NEAREST).convert("RGB")
 
 
 def _pct(x: float) -> str:
@@ -161,17 +173,13 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     )
     fix = results.get("bias_fix")
     if fix:
-        parts = []
-        for c in fix["weak_classes"]:
-            bef, aft = fix["before"][c]["mean"], fix["after"][c]["mean"]
-            parts.append(f"digit {c}: {_pct(bef)} &rarr; {_pct(aft)}")
-        cards.append(
-            (
-                "Bias fix (seed 000)",
-                "<br>".join(parts),
-                f"{fix['extra_frames']} extra renders of the weakest classes; planner: {html.escape(fix['planner'])}",
-            )
-        )
+        weakest = sorted(fix["weak_classes"], key=lambda c: fix["before"][c]["mean"])[:3]
+        parts = [f"digit {c}: {_pct(fix['before'][c]['mean'])} &rarr; {_pct(fix['after'][c]['mean'])}" for c in weakest]
+        more = len(fix["weak_classes"]) - len(weakest)
+        note = f"{fix['extra_frames']} extra renders of the weak classes ({', '.join(map(str, fix['weak_classes']))})"
+        if more > 0:
+            note += f"; the {len(weakest)} weakest shown"
+        cards.append(("Bias fix (seed 000), per-class test accuracy", "<br>".join(parts), note))
     return cards
 
 
@@ -231,9 +239,9 @@ def build_report(
     per_class_img = f'<img src="{per_class}" width=620>' if per_class else "<p>No bias fix was run.</p>"
     samples = samples_figure(bench_dir)
     samples_html = (
-        f'<img src="{samples}" height=400><p class=small>Per row one digit: two rendered crops, the same two after '
-        "preprocessing into the real form (grey, Otsu ink, 32x32 fit, 4x4 ink counts: 8x8, 17 levels), two real "
-        "digits from the val set.</p>"
+        f'<img src="{samples}"><p class=small>Per row one digit: rendered crops, the same crops after '
+        "preprocessing into the real form (grey, Otsu ink, 32x32 fit, 4x4 ink counts: 8x8, 17 levels), and real "
+        "digits from the val set (8x8 digits drawn dark on light for reading; the classifier sees ink = high).</p>"
         if samples
         else "<p>No samples.</p>"
     )
