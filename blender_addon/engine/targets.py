@@ -155,20 +155,29 @@ def resolve_targets(scene: Any, config: Any) -> tuple[list[Target], list[Categor
                     claim(ob, cat, f"classes[{i}].collections")
 
     if config.label_properties:
+        # Labels with an explicit id resolve first, so a name-only label never takes an id claimed elsewhere.
+        labels: list[tuple[Any, Label, bool]] = []
         for coll in sorted(bpy.data.collections, key=lambda c: c.name):
             label = _read_label(coll)
-            if label is None:
-                continue
-            cat = table.resolve(label)
-            for ob in coll.all_objects:
-                if ob.name in in_scene and _is_candidate(ob) and _read_label(ob) is None:
-                    claim(ob, cat, f"collection {coll.name!r} property")
+            if label is not None:
+                labels.append((coll, label, True))
         for ob in sorted(scene.objects, key=lambda o: o.name):
             label = _read_label(ob)
             if label is not None:
-                claim(ob, table.resolve(label), "custom property")
-    elif any(ob.get(PROP_TARGET) for ob in scene.objects):
-        pass  # properties are ignored by request; config classes decide
+                labels.append((ob, label, False))
+        cats = {}
+        for explicit in (True, False):
+            for block, label, _ in labels:
+                if (label.id is not None) == explicit:
+                    cats[id(block)] = table.resolve(label)
+        for block, _, is_collection in labels:
+            cat = cats[id(block)]
+            if not is_collection:
+                claim(block, cat, "custom property")
+                continue
+            for ob in block.all_objects:
+                if ob.name in in_scene and _is_candidate(ob) and _read_label(ob) is None:
+                    claim(ob, cat, f"collection {block.name!r} property")
 
     labelled = set(assigned)
     # Descendants of a labelled object that are also in `assigned` only because a collection swept them up
@@ -186,9 +195,10 @@ def resolve_targets(scene: Any, config: Any) -> tuple[list[Target], list[Categor
             anc = anc.parent
         if merged:
             continue
-        if ob.hide_render:
-            notes.append(f"object {name!r} ({cat.name}) is hidden from render: not annotated")
-            continue
+        if ob.hide_render:  # kept: a scene hook may show it; frames where it stays hidden list it as hidden
+            notes.append(
+                f"object {name!r} ({cat.name}) is hidden from render now: annotated only in frames that show it"
+            )
         parts = _label_parts(ob, labelled - {name})
         targets.append(Target(name=name, category=cat, root=ob, parts=parts))
     return targets, table.categories(), notes

@@ -151,6 +151,41 @@ def case_preview(out: str) -> dict:
     }
 
 
+def case_labels(out: str) -> dict:
+    """Labels from config classes, collection and object custom properties, and BlenderProc's category_id."""
+    from blender_addon.engine.targets import resolve_targets
+
+    fresh("bare")
+    scene = bpy.context.scene
+    coll = bpy.data.collections.new("Fruit")
+    scene.collection.children.link(coll)
+    coll["blendset_class"] = "fruit"
+    for name in ("Apple", "Pear"):
+        coll.objects.link(bpy.data.objects.new(name, bpy.data.meshes.new(name)))
+    for name, props in (
+        ("Bproc", {"category_id": 7}),
+        ("Zero", {"blendset_class_id": 0}),
+        ("Named", {"blendset_class": "cube"}),
+        ("Seven", {"blendset_class_id": 6}),
+    ):
+        ob = bpy.data.objects.new(name, bpy.data.meshes.new(name))
+        for k, v in props.items():
+            ob[k] = v
+        scene.collection.objects.link(ob)
+    parent = bpy.data.objects.new("Chair", bpy.data.meshes.new("Chair"))
+    leg = bpy.data.objects.new("Leg", bpy.data.meshes.new("Leg"))
+    leg.parent = parent
+    parent["blendset_class"] = "chair"
+    for ob in (parent, leg):
+        scene.collection.objects.link(ob)
+    cfg = DatasetConfig.from_dict({"classes": [{"name": "cube", "id": 5, "objects": ["Cube"]}]})
+    targets, cats, _ = resolve_targets(scene, cfg)
+    return {
+        "targets": {t.name: [t.category.id, t.category.name, sorted(p.name for p in t.parts)] for t in targets},
+        "categories": [[c.id, c.name] for c in cats],
+    }
+
+
 def _error(builder: str, config: dict, out: str, **kwargs) -> str | None:
     fresh(builder, **kwargs)
     before = scene_fingerprint(bpy.context.scene)
@@ -192,6 +227,7 @@ def main() -> None:
         ("restore", case_restore),
         ("restore_after_error", case_restore_after_error),
         ("preview", case_preview),
+        ("labels", case_labels),
         ("errors", case_errors),
     ):
         try:

@@ -73,6 +73,21 @@ def test_preview_writes_files_and_restores(driver):
         assert os.path.isfile(r["paths"][key]), key
 
 
+def test_labels_from_config_properties_and_blenderproc(driver):
+    r = driver["labels"]
+    assert r["targets"] == {
+        "Cube": [5, "cube", ["Cube"]],  # config class
+        "Named": [5, "cube", ["Named"]],  # property name matching a config class
+        "Apple": [8, "fruit", ["Apple"]],  # collection property, name only: next free id after explicit ids
+        "Pear": [8, "fruit", ["Pear"]],
+        "Bproc": [7, "class_7", ["Bproc"]],  # BlenderProc's category_id
+        "Zero": [0, "class_0", ["Zero"]],  # id 0 is a class like any other
+        "Seven": [6, "class_6", ["Seven"]],
+        "Chair": [9, "chair", ["Chair", "Leg"]],  # unlabelled children are parts of the labelled parent
+    }
+    assert r["categories"] == [[0, "class_0"], [5, "cube"], [6, "class_6"], [7, "class_7"], [8, "fruit"], [9, "chair"]]
+
+
 @pytest.mark.parametrize(
     "case, field",
     [
