@@ -96,6 +96,19 @@ def autocast(device: str, enabled: bool):
     return torch.autocast(device_type=device_type, dtype=dtype, enabled=enabled)
 
 
+def _mean_over_ranks(values: dict[str, float], device: str) -> dict[str, float]:
+    """Under DDP, the losses averaged over ranks: the logged loss is the global batch's, as one process logs it
+    (torchvision's references reduce their loss dict the same way)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, (t / dist.get_world_size()).tolist(), strict=True))
+
+
 def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data_loader: Iterable, device: str,
                     epoch: int, loss_fn: LossFn, *, scaler=None, amp: bool = False, accum_steps: int = 1,
                     warmup_iters: int = 0, channels_last: bool = False, progress: Callable[[dict], None] | None = None,
@@ -143,6 +156,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, da
         n = batch_size_of(images)
         images_seen += n
         values["loss"] = float(loss.detach())
+        values = _mean_over_ranks(values, device)
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v * n
         t_prev = time.perf_counter()

@@ -34,6 +34,7 @@ CLASSIFICATION_MODELS = (
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "efficientnet_b0",
+    "small_cnn",  # no BatchNorm/Dropout: DDP follows the 1-process trajectory (trainer/small_cnn.py)
 )
 
 
@@ -149,7 +150,15 @@ def get_classification_model(name: str, num_classes: int, weights: str = "none",
 
     if name not in CLASSIFICATION_MODELS:
         raise ValueError(f"unknown classification model {name!r}; choose from {', '.join(CLASSIFICATION_MODELS)}")
-    if weights == "imagenet":
+    if name == "small_cnn":
+        if weights in ("imagenet", "coco"):
+            raise WeightsError("small_cnn has no pretrained weights; use --weights none or a file")
+        from trainer.small_cnn import SmallCNN
+
+        model = SmallCNN(num_classes)
+        if weights not in ("none", None):
+            load_weights_file(model, weights)
+    elif weights == "imagenet":
         enum = get_model_weights(name).DEFAULT
         cached_weights_file(enum)
         model = get_model(name, weights=enum)

@@ -6,10 +6,12 @@ Both commands take the same source, run-folder and optimisation flags, so they a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 import click
 
+from trainer.launch import nproc_option
 from trainer.options import device_option, seed_option, workers_option
 
 
@@ -58,6 +60,7 @@ def train_options(default_model: str, default_batch: int, default_lr: float, def
         device_option,
         workers_option,
         click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes."),
+        nproc_option,
     ]
 
     def decorate(f):
@@ -84,4 +87,5 @@ def run_training(train_fn: Callable, quiet: bool, **kwargs) -> None:
         raise click.ClickException(str(exc)) from exc
     finally:
         progress.close()
-    click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary, not one per process
+        click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
