@@ -42,8 +42,8 @@ def digits(out: str, scale: str, seed: int, device: str, bias_fix: bool, handwri
     Example:
       blendset bench digits --out runs/digits --scale small --seed 0
     """
-    from trainer.bench.digits import BenchError
-    from trainer.bench.digits_data import DigitsDataError, run_digits_benchmark
+    from trainer.bench.digits import BenchError, run_digits_benchmark
+    from trainer.bench.digits_data import DigitsDataError
     from trainer.options import resolve_device
 
     results_file = os.path.join(out, "results.json")
