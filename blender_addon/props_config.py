@@ -122,14 +122,42 @@ def fields_of(cls: type, prefix: str = "") -> list[Field]:
 _UNIT_SUFFIXES = ("_deg", "_mm", "_w", "_k", "_px")
 
 
+# Names too long for the sidebar's label column; the tooltip still gives the full description.
+SHORT_LABELS = {
+    "color_temperature_k": "Colour",
+    "procedural_share": "Procedural",
+    "procedural_kinds": "Textures",
+    "apply_to_distractors": "Also distractors",
+    "saturation_scale": "Saturation",
+    "value_scale": "Value",
+    "closeup_share": "Close-ups",
+    "closeup_fill": "Close-up fill",
+    "focal_length_mm": "Lens",
+    "look_at_jitter": "Aim jitter",
+    "look_at": "Look at",
+    "label_properties": "Read custom-property labels",
+    "keep_scene_lights": "Keep scene lights",
+    "min_visible_pixels": "Min visible",
+    "drop_empty_frames": "Drop empty frames",
+    "alpha_threshold": "Alpha cut",
+    "depth_png": "Depth PNG (mm)",
+    "depth_float": "Float depth",
+    "yolo": "YOLO export",
+    "polygons": "COCO polygons",
+    "normals": "Normals",
+}
+
+
 def label(field: Field) -> str:
     """``elevation_deg`` -> ``Elevation (°)``: the name without its unit suffix, then the unit."""
     name = field.name
     for suffix in _UNIT_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    text = name.replace("_", " ").capitalize()
+    text = SHORT_LABELS.get(field.name) or name.replace("_", " ").capitalize()
     text = text.replace("Hdri", "HDRI").replace("Jpeg", "JPEG")
+    if field.kind == "bool" or "(" in text:
+        return text
     unit = config_docs.unit_label(field.path)
     return f"{text} ({unit})" if unit and unit != "×" else text
 
@@ -173,7 +201,7 @@ def _class_name(path: str) -> str:
 
 def _float_opts(path: str) -> dict[str, Any]:
     unit = config_docs.doc(path)[1]
-    opts: dict[str, Any] = {"precision": 3}
+    opts: dict[str, Any] = {"precision": {"deg": 1, "W": 0, "K": 0, "m": 2, "mm": 1, "px": 1}.get(unit, 3)}
     if unit == "m":
         opts["unit"] = "LENGTH"
     if unit == "share":

@@ -17,7 +17,7 @@ from . import operators, properties, props_config
 from .shared import config as cfg
 
 CATEGORY = "Blendset"
-LABEL_FACTOR = 0.42  # share of the sidebar width taken by field labels
+LABEL_FACTOR = 0.5  # share of the sidebar width taken by field labels
 
 SECTION_TITLES = {
     "render": "Render",
@@ -46,14 +46,16 @@ def _split(layout: bpy.types.UILayout, text: str) -> bpy.types.UILayout:
 
 def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -> None:
     k, name, text = field.kind, field.name, props_config.label(field)
-    if k == "bool":
-        _split(layout, "").prop(pg, name, text=text)
+    if k == "bool":  # checkbox text needs more room than the value column
+        split = layout.split(factor=0.2)
+        split.label(text="")
+        split.prop(pg, name, text=text)
     elif k in ("int", "float", "str", "optional_str", "names", "enum"):
         _split(layout, text).prop(pg, name, text="")
     elif k == "enum_set":
         right = _split(layout, text)
         grid = right.grid_flow(
-            row_major=True, columns=3 if len(field.choices) > 4 else len(field.choices), even_columns=True, align=True
+            row_major=True, columns=2 if len(field.choices) > 3 else len(field.choices), even_columns=True, align=True
         )
         grid.prop(pg, name)
     elif k == "vector":
@@ -65,11 +67,15 @@ def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -
             right.prop(pg, f"{name}_point", text="")
     elif k in ("range", "int_range"):
         sub = getattr(pg, name)
-        right = _split(layout, text)
+        split = layout.split(factor=LABEL_FACTOR, align=True)
+        left = split.row(align=True)
+        left.alignment = "RIGHT"
+        left.label(text=text)
+        if k == "range":  # the distribution as a small icon menu next to the label: the values get the room
+            left.prop(sub, "distribution", text="", icon_only=True, emboss=False)
+        right = split.row(align=True)
         right.prop(sub, "min", text="")
         right.prop(sub, "max", text="")
-        if k == "range":
-            right.prop(sub, "distribution", text="", icon_only=True)
     elif k == "group":
         box = layout.box()
         box.label(text=text)
@@ -202,7 +208,7 @@ class VIEW3D_PT_blendset_settings(_Tab, bpy.types.Panel):
     bl_label = "Settings"
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.label(text="Sections left off keep the scene as it is", icon="INFO")
+        self.layout.label(text="Unticked: scene left as is", icon="INFO")
 
 
 class VIEW3D_PT_blendset_mixture(_Tab, bpy.types.Panel):
@@ -220,6 +226,8 @@ class VIEW3D_PT_blendset_mixture(_Tab, bpy.types.Panel):
         add.field, add.action = "mixture", "ADD"
         rem = col.operator("blendset.collection_edit", text="", icon="REMOVE")
         rem.field, rem.action = "mixture", "REMOVE"
+        if not pg.mixture:
+            layout.label(text="Optional: weighted sub-configs", icon="INFO")
         if 0 <= pg.mixture_index < len(pg.mixture):
             draw_fields(layout, pg.mixture[pg.mixture_index], cfg.MixtureComponent, "mixture.", skip=("name",))
 

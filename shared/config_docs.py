@@ -153,7 +153,7 @@ UNIT_LABELS = {
     "W": "W",
     "K": "K",
     "px": "px",
-    "share": "0..1",
+    "share": "",  # drawn as a 0..1 slider, or described as a share in the tooltip
     "factor": "×",
     "": "",
 }
