@@ -132,6 +132,7 @@ SHORT_LABELS = {
     "value_scale": "Value",
     "closeup_share": "Close-ups",
     "closeup_fill": "Close-up fill",
+    "blur_sigma_px": "Blur",
     "focal_length_mm": "Lens",
     "look_at_jitter": "Aim jitter",
     "look_at": "Look at",
