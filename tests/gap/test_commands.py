@@ -270,3 +270,27 @@ def test_extractors_from_local_weights_and_a_detector_run(tmp_path):
         build_extractor(f"detector:{run}")
     with pytest.raises(GapError, match="unknown extractor"):
         build_extractor("clip")
+
+
+def test_suggest_evaluates_the_run_when_it_has_no_results(tmp_path, rng):
+    """No RUN/eval/<name>/ yet: suggest calls trainer.evaluate.evaluate_run on a real (untrained) classifier."""
+    import torch
+
+    from trainer.models import get_classification_model
+
+    real = draw_dataset(str(tmp_path / "real"), list(rng.uniform(0.1, 0.6, 24)), rng, classes=("cube", "cone"))
+    run = tmp_path / "run"
+    run.mkdir()
+    model = get_classification_model("resnet18", 2, "none")
+    torch.save({"task": "classify", "model_name": "resnet18", "image_size": 32, "epoch": 0,
+                "categories": [{"id": 0, "name": "cube"}, {"id": 1, "name": "cone"}],
+                "model": model.state_dict()}, run / "best.pth")
+    out = str(tmp_path / "plan")
+    res = invoke("suggest", "--model", str(run), "-r", real, "-o", out, "--device", "cpu", "-q")
+    assert os.path.isfile(run / "eval" / "real" / "predictions.csv"), res.output
+    if res.exit_code == 1 and "makes no errors" in res.output:
+        pytest.skip("the random classifier happened to be perfect")  # 24 samples, 2 classes: practically never
+    assert res.exit_code == 0, res.output
+    s = json.load(open(os.path.join(out, "suggest.json")))
+    assert s["kind"] == "classify" and s["samples"] == 24
+    assert sum(c["n"] for c in s["classes"]) == 24
