@@ -343,7 +343,8 @@ def plan_markdown(s: dict[str, Any]) -> str:
         lines.append(f"- **{q['class']}**: {q['frames']} frames (weight {q['weight']:.2f}, its share of the errors)")
     lines += [""] + [f"- {r}" for r in s["changes"]]
     lines += ["", f"{s['base']}.", "",
-              "Render it with `blendset render --config plan.json --out more/` and train on the union. Seed 000 did "
+              "Render it with `blendset render --config plan.json --out more/` plus the `--scene`/`--scene-script` "
+              "that rendered the training set, and train on the union. Seed 000 did "
               "this by hand (about 200 renders of its weakest class raised bear accuracy 0.535 -> 0.648); "
               "check the gain with `blendset eval` on the same real set.", ""]
     return "\n".join(lines)
