@@ -51,6 +51,7 @@ from .scene_state import SceneState
 # Order of application; each section draws from its own child generator, spawned in this order.
 SECTIONS = ("pose", "distractors", "camera", "lights", "materials", "background", "weather")
 IMAGE_CACHE_SIZE = 16
+MOVERS = ("pose", "distractors")  # sections that move objects
 
 
 @dataclass
@@ -120,6 +121,8 @@ def apply_all(ctx: Context, config: Any, rng: np.random.Generator) -> dict[str, 
         if section is None:
             continue
         params.update(apply(section, ctx, children[name], config))
+        if name in MOVERS:
+            ctx.view_layer.update()  # world matrices (children, proxies) current for the sections after
     return params
 
 

@@ -248,6 +248,7 @@ class DatasetRenderer:
 
     def _randomize(self, frame: int, state: SceneState) -> tuple[DatasetConfig, dict[str, Any], int | None, Any]:
         """Apply the frame's randomization; returns (resolved config, params, component index, post rng)."""
+        self._view_layer.update()  # matrix_world is stale after the last frame's restore until evaluated
         rngs = frame_rng(self.config.seed, frame).spawn(4)  # component, randomizers, scene hook, post
         component_index = None
         config = self.config
