@@ -355,7 +355,9 @@ def _synthetic_only_section(result: dict[str, Any], meta_syn: DatasetMeta) -> st
     figs = [rp.figure(rp.single_histogram(meta_syn.boxes[s.name], s.label, s.log), s.note) for s in specs]
     out.append("<div class='grid'>" + "".join(figs) + "</div>")
     if "shape_counts" in so:
-        out.append(f"<p>Object shapes (boxes per object): {rp.esc(so['shape_counts'])}. {rp.esc(SHAPE_NOTE)}</p>")
+        counts = ", ".join(f"{name} {n}" for name, n in so["shape_counts"].items())
+        out.append(f"<p>Object shapes (boxes per object): {rp.esc(counts)}.</p><p class='small'>{rp.esc(SHAPE_NOTE)}"
+                   "</p>")
     return "".join(out)
 
 

@@ -76,7 +76,7 @@ def single_histogram(values: np.ndarray, title: str, log: bool) -> str:
         v = np.log10(v[v > 0])
     ax.hist(v, bins=max(5, min(30, int(math.sqrt(max(len(v), 1))))), color=SYN_COLOR, alpha=0.6)
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("log10(value)" if log else "value", fontsize=8)
+    ax.set_xlabel(f"log10 {title}" if log else title, fontsize=7)
     ax.tick_params(labelsize=7)
     return fig_to_uri(fig)
 
