@@ -74,10 +74,11 @@ def load_generator(path: str, device: str = "cpu") -> tuple[ResnetGenerator, dic
 
 
 @torch.no_grad()
-def refine_image(net: ResnetGenerator, image: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """One H x W x 3 uint8 image through the generator, at its own size."""
+def refine_image(net: ResnetGenerator, image: np.ndarray, device: str = "cpu", seed: int = 0) -> np.ndarray:
+    """One H x W x 3 uint8 image through the generator, at its own size; ``seed`` fixes its injected noise, so
+    refining the same image twice gives the same bytes."""
     x = torch.from_numpy(to_rgb_uint8(image).transpose(2, 0, 1).copy()).float().div(127.5).sub(1.0)
-    y = net(x[None].to(device))[0].cpu().numpy()
+    y = net(x[None].to(device), generator=torch.Generator().manual_seed(seed))[0].cpu().numpy()
     return np.clip(np.rint((y.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
@@ -155,7 +156,7 @@ def apply_refiner(
         rel = os.path.relpath(src_path, os.path.realpath(synthetic_dir))
         dst_path = safe_join(out_dir, rel)
         source = read_image(src_path)
-        refined = refine_image(net, source, device)
+        refined = refine_image(net, source, device, seed=i)
         _write_image(refined, dst_path)
         geo = compare(source, refined, _instance_map(synthetic_dir, record["file_name"]))
         per_image.append({"image_id": record.get("id"), "file_name": record["file_name"], **geo})
@@ -236,7 +237,7 @@ def refine_arrays(
         **options,
     )
     net, _ = load_generator(os.path.join(out, "refiner.pth"), device)
-    refined = np.stack([refine_image(net, to_rgb_uint8(im), device) for im in to255(synthetic)])
+    refined = np.stack([refine_image(net, to_rgb_uint8(im), device, seed=i) for i, im in enumerate(to255(synthetic))])
     refined = refined.astype(np.float64)
     if synthetic.ndim == 3:
         refined = refined.mean(axis=3)

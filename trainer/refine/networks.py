@@ -1,8 +1,9 @@
 """The refiner's networks: a ResNet-style generator, a PatchGAN discriminator and the PatchNCE projection heads.
 
-The generator is residual around its input: its last convolution starts at zero, so an untrained refiner is the
-identity and every edge of the render is in place on step 0. Training then moves colours and textures only as far
-as the losses ask, which is what keeps the labels valid (seed 001 saw its GAN lose labels).
+The generator is residual around its input: its last convolution (and its noise scale) start at zero, so an
+untrained refiner is the identity and every edge of the render is in place on step 0. Training then moves colours
+and textures only as far as the losses ask, which is what keeps the labels valid (seed 001 saw its GAN lose
+labels).
 """
 
 from __future__ import annotations
@@ -63,11 +64,16 @@ class ResnetGenerator(nn.Module):
         nn.init.zeros_(out.bias)
         layers += [nn.ReflectionPad2d(3), out]
         self.model = nn.Sequential(*layers)
-        # Activations PatchNCE reads, as counts of applied modules: the input (0), the stem (4 modules), each
-        # downsampling stage (3 modules each), the first and the middle residual block.
+        # Sensor noise cannot come out of a deterministic map of a clean render, and a discriminator spots its
+        # absence at once. A learned per-channel scale (zero at start) of Gaussian noise lets the refiner add it.
+        self.noise_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        # Activations PatchNCE reads, as counts of applied modules: the stem (4 modules), each downsampling stage
+        # (3 modules each), the first and the middle residual block. Unlike CUT we leave out the raw input pixels:
+        # matching raw colours would fight the very colour change we want, while these layers sit behind
+        # instance normalization, which cancels a global cast, so they compare content.
         stem = 4
         last_block = stem + 3 * n_down + n_blocks
-        wanted = [0, stem, *(stem + 3 * (i + 1) for i in range(n_down))]
+        wanted = [stem, *(stem + 3 * (i + 1) for i in range(n_down))]
         if n_blocks:
             wanted += [stem + 3 * n_down + 1, stem + 3 * n_down + max(1, n_blocks // 2)]
         self.nce_layers = sorted(set(i for i in wanted if i <= last_block))
@@ -81,9 +87,12 @@ class ResnetGenerator(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return x, h, w
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Refine ``x`` (B x C x H x W in [-1, 1]); ``generator`` makes the injected noise reproducible."""
         padded, h, w = self._pad(x)
         residual = self.model(padded)[..., :h, :w]
+        noise = torch.randn(x.shape, generator=generator, device="cpu" if generator is not None else x.device)
+        residual = residual + self.noise_scale * noise.to(x.device)
         # tanh(atanh(x) + r): identity when r = 0, always inside (-1, 1).
         return torch.tanh(torch.atanh(x.clamp(-1 + _EPS, 1 - _EPS)) + residual)
 
