@@ -49,19 +49,35 @@ def draw_dataset(
         Image.fromarray(arr).save(os.path.join(root, "images", name))
         image = {"id": i + 1, "file_name": name, "width": w, "height": h}
         if attributes:
-            image["blendset"] = {"camera": {"K": [[FX, 0, w / 2], [0, FX, h / 2], [0, 0, 1]],
-                                            "sensor_width_mm": 36.0, "focal_length_mm": FX * 36.0 / w}}
+            image["blendset"] = {
+                "camera": {
+                    "K": [[FX, 0, w / 2], [0, FX, h / 2], [0, 0, 1]],
+                    "sensor_width_mm": 36.0,
+                    "focal_length_mm": FX * 36.0 / w,
+                }
+            }
         images.append(image)
-        ann = {"id": (i + 1) * 10000, "image_id": i + 1, "category_id": i % len(classes),
-               "bbox": [x0, y0, bw, bh], "area": bw * bh, "iscrowd": 0}
+        ann = {
+            "id": (i + 1) * 10000,
+            "image_id": i + 1,
+            "category_id": i % len(classes),
+            "bbox": [x0, y0, bw, bh],
+            "area": bw * bh,
+            "iscrowd": 0,
+        }
         if attributes:
             # Pinhole: side_px = FX * S / d with object size S = 1 m.
-            ann["attributes"] = {"distance": FX / max(bh, 1), "depth_median": FX / max(bh, 1),
-                                 "occlusion": 0.0, "truncation": 0.0, "visible_pixels": bw * bh,
-                                 "background_similarity": 0.5, "object": f"Cube.{i % 3:03d}"}
+            ann["attributes"] = {
+                "distance": FX / max(bh, 1),
+                "depth_median": FX / max(bh, 1),
+                "occlusion": 0.0,
+                "truncation": 0.0,
+                "visible_pixels": bw * bh,
+                "background_similarity": 0.5,
+                "object": f"Cube.{i % 3:03d}",
+            }
         anns.append(ann)
-    coco = {"images": images, "annotations": anns,
-            "categories": [{"id": k, "name": n} for k, n in enumerate(classes)]}
+    coco = {"images": images, "annotations": anns, "categories": [{"id": k, "name": n} for k, n in enumerate(classes)]}
     with open(os.path.join(root, "annotations.json"), "w") as f:
         json.dump(coco, f)
     return root

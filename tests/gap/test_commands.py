@@ -22,8 +22,9 @@ def invoke(*args: str):
 
 @pytest.fixture
 def pair(tmp_path, rng):
-    syn = draw_dataset(str(tmp_path / "syn"), list(rng.uniform(0.1, 0.2, 30)), rng, classes=("cube", "cone"),
-                       attributes=True)
+    syn = draw_dataset(
+        str(tmp_path / "syn"), list(rng.uniform(0.1, 0.2, 30)), rng, classes=("cube", "cone"), attributes=True
+    )
     real = draw_dataset(str(tmp_path / "real"), list(rng.uniform(0.4, 0.5, 10)), rng, classes=("cube", "cone"))
     return syn, real
 
@@ -41,7 +42,7 @@ def test_analyze_writes_self_contained_report_and_warns_on_few_real(pair, tmp_pa
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
     assert "unstable" in html and "random-init" in html
     assert html.count("data:image/png;base64,") >= 10
-    assert "src=\"http" not in html and "<script" not in html  # nothing external
+    assert 'src="http' not in html and "<script" not in html  # nothing external
     rows = list(csv.DictReader(open(os.path.join(out, "synthetic_boxes.csv"))))
     assert len(rows) == 30 and float(rows[0]["distance"]) > 0
     again = invoke("analyze", "-s", syn, "-r", real, "-o", out, "-q")
@@ -54,8 +55,12 @@ def test_mismatched_classes_are_refused_by_every_command(tmp_path, rng):
     cfg = str(tmp_path / "cfg.json")
     with open(cfg, "w") as f:
         json.dump({"classes": [{"name": "cube", "id": 0}]}, f)
-    for args in (["analyze", "-o", str(tmp_path / "a")], ["filter", "-o", str(tmp_path / "f")],
-                 ["align", "--config", cfg, "-o", str(tmp_path / "x.json")], ["score"]):
+    for args in (
+        ["analyze", "-o", str(tmp_path / "a")],
+        ["filter", "-o", str(tmp_path / "f")],
+        ["align", "--config", cfg, "-o", str(tmp_path / "x.json")],
+        ["score"],
+    ):
         res = invoke(args[0], "-s", syn, "-r", real, *args[1:])
         assert res.exit_code == 1, (args, res.output)
         assert "mismatched classes" in res.output and "'bear'" in res.output, res.output
@@ -65,8 +70,9 @@ def test_empty_real_set_is_a_clear_error(tmp_path, rng):
     syn = draw_dataset(str(tmp_path / "syn"), [0.2] * 4, rng, attributes=True)
     real = tmp_path / "real"
     real.mkdir()
-    (real / "annotations.json").write_text(json.dumps({"images": [], "annotations": [],
-                                                       "categories": [{"id": 0, "name": "cube"}]}))
+    (real / "annotations.json").write_text(
+        json.dumps({"images": [], "annotations": [], "categories": [{"id": 0, "name": "cube"}]})
+    )
     res = invoke("analyze", "-s", syn, "-r", str(real), "-o", str(tmp_path / "out"))
     assert res.exit_code == 1 and "real dataset" in res.output and "has no images" in res.output
 
@@ -88,8 +94,14 @@ def test_align_distance_follows_the_pinhole_model(tmp_path, rng):
     real = draw_dataset(str(tmp_path / "real"), list(rng.normal(0.5, 0.01, 40)), rng)
     cfg = str(tmp_path / "cfg.json")
     with open(cfg, "w") as f:  # 37.5 mm on a 36 mm sensor over 96 px: fx = 100 px, the drawn camera
-        json.dump({"classes": [{"name": "cube", "id": 0}], "render": {"resolution": [96, 72]},
-                   "camera": {"focal_length_mm": {"min": 37.5, "max": 37.5}}}, f)
+        json.dump(
+            {
+                "classes": [{"name": "cube", "id": 0}],
+                "render": {"resolution": [96, 72]},
+                "camera": {"focal_length_mm": {"min": 37.5, "max": 37.5}},
+            },
+            f,
+        )
     out = str(tmp_path / "aligned.json")
     res = invoke("align", "-s", syn, "-r", real, "--config", cfg, "-o", out)
     assert res.exit_code == 0, res.output
@@ -115,8 +127,16 @@ def _two_object_dataset(root: str, n: int, rng) -> str:
         arr = np.asarray(Image.open(path)).copy()
         arr[5:20, 70:90] = (40, 200, 60) if im["id"] % 7 == 0 else (200, 60, 40)  # every 7th: odd green box
         Image.fromarray(arr).save(path)
-        coco["annotations"].append({"id": im["id"] * 10000 + 1, "image_id": im["id"], "category_id": 0,
-                                    "bbox": [70, 5, 20, 15], "area": 300, "iscrowd": 0})
+        coco["annotations"].append(
+            {
+                "id": im["id"] * 10000 + 1,
+                "image_id": im["id"],
+                "category_id": 0,
+                "bbox": [70, 5, 20, 15],
+                "area": 300,
+                "iscrowd": 0,
+            }
+        )
     with open(os.path.join(root, "annotations.json"), "w") as f:
         json.dump(coco, f)
     return root
@@ -165,12 +185,18 @@ def test_suggest_classification_finds_weak_class_and_small_boxes(tmp_path, rng):
             true = names[a["category_id"]]
             small = a["bbox"][3] < 0.3 * 72
             wrong = small and (true == "cone" or i % 4 == 0)  # small boxes fail, small cones always
-            w.writerow([i, a["image_id"], a["id"], true, ("cube" if true == "cone" else "cone") if wrong else true,
-                        0.9])
+            w.writerow(
+                [i, a["image_id"], a["id"], true, ("cube" if true == "cone" else "cone") if wrong else true, 0.9]
+            )
     base = str(tmp_path / "base.json")
     with open(base, "w") as f:
-        json.dump({"classes": [{"name": "cube", "id": 0}, {"name": "cone", "id": 1}],
-                   "camera": {"distance": {"min": 4.0, "max": 6.0}}}, f)
+        json.dump(
+            {
+                "classes": [{"name": "cube", "id": 0}, {"name": "cone", "id": 1}],
+                "camera": {"distance": {"min": 4.0, "max": 6.0}},
+            },
+            f,
+        )
     out = str(tmp_path / "plan")
     res = invoke("suggest", "--model", str(run), "-r", real, "-o", out, "--base-config", base, "-q")
     assert res.exit_code == 0, res.output
@@ -205,8 +231,9 @@ def test_suggest_detection_counts_missed_boxes(tmp_path, rng):
     assert res.exit_code == 0, res.output
     s = json.load(open(os.path.join(out, "suggest.json")))
     assert s["metric"] == "recall" and s["classes"][0]["class"] == "cube"
-    assert s["classes"][0]["errors"] == sum(1 for a in coco["annotations"]
-                                            if a["bbox"][3] < 0.3 * 72 and a["category_id"] == 0)
+    assert s["classes"][0]["errors"] == sum(
+        1 for a in coco["annotations"] if a["bbox"][3] < 0.3 * 72 and a["category_id"] == 0
+    )
     assert s["false_positives"] == {"cube": 0, "cone": 1}
     assert s["quotas"] == [{"class": "cube", "weight": 1.0, "frames": 100}]
 
@@ -254,18 +281,24 @@ def test_extractors_from_local_weights_and_a_detector_run(tmp_path):
     ext = build_extractor(f"torchvision:resnet18:{weights}", size=64)
     assert not ext.random_init and ext.embed(images).shape == (2, 512)
 
-    det = torchvision.models.get_model("fasterrcnn_mobilenet_v3_large_320_fpn", weights=None,
-                                       weights_backbone=None, num_classes=3)
+    det = torchvision.models.get_model(
+        "fasterrcnn_mobilenet_v3_large_320_fpn", weights=None, weights_backbone=None, num_classes=3
+    )
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({"task": "detect", "model_name": "fasterrcnn_mobilenet_v3_large_320_fpn",
-                "categories": [{"id": 0, "name": "cube"}, {"id": 1, "name": "cone"}],
-                "model": det.state_dict()}, run / "best.pth")
+    torch.save(
+        {
+            "task": "detect",
+            "model_name": "fasterrcnn_mobilenet_v3_large_320_fpn",
+            "categories": [{"id": 0, "name": "cube"}, {"id": 1, "name": "cone"}],
+            "model": det.state_dict(),
+        },
+        run / "best.pth",
+    )
     ext = build_extractor(f"detector:{run}", size=64)
     feats = ext.embed(images)
     assert feats.shape[0] == 2 and np.isfinite(feats).all() and "backbone" in ext.label
-    torch.save({"task": "detect", "model_name": "fasterrcnn_resnet50_fpn", "model": det.state_dict()},
-               run / "best.pth")
+    torch.save({"task": "detect", "model_name": "fasterrcnn_resnet50_fpn", "model": det.state_dict()}, run / "best.pth")
     with pytest.raises(GapError, match="do not fit fasterrcnn_resnet50_fpn"):
         build_extractor(f"detector:{run}")
     with pytest.raises(GapError, match="unknown extractor"):
@@ -282,9 +315,17 @@ def test_suggest_evaluates_the_run_when_it_has_no_results(tmp_path, rng):
     run = tmp_path / "run"
     run.mkdir()
     model = get_classification_model("resnet18", 2, "none")
-    torch.save({"task": "classify", "model_name": "resnet18", "image_size": 32, "epoch": 0,
-                "categories": [{"id": 0, "name": "cube"}, {"id": 1, "name": "cone"}],
-                "model": model.state_dict()}, run / "best.pth")
+    torch.save(
+        {
+            "task": "classify",
+            "model_name": "resnet18",
+            "image_size": 32,
+            "epoch": 0,
+            "categories": [{"id": 0, "name": "cube"}, {"id": 1, "name": "cone"}],
+            "model": model.state_dict(),
+        },
+        run / "best.pth",
+    )
     out = str(tmp_path / "plan")
     res = invoke("suggest", "--model", str(run), "-r", real, "-o", out, "--device", "cpu", "-q")
     assert os.path.isfile(run / "eval" / "real" / "predictions.csv"), res.output

@@ -29,8 +29,7 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 def _config(path: str, distance: tuple[float, float], count: int, seed: int, **sections) -> str:
     with open(os.path.join(ROOT, "scenes", "basic", "default_config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
-    cfg.update({"render": {"resolution": [96, 72], "samples": 2}, "count": count, "seed": seed,
-                "distractors": None})
+    cfg.update({"render": {"resolution": [96, 72], "samples": 2}, "count": count, "seed": seed, "distractors": None})
     cfg["camera"]["distance"] = {"min": distance[0], "max": distance[1]}
     cfg.update(sections)
     with open(path, "w", encoding="utf-8") as f:
@@ -87,8 +86,9 @@ def renders(tmp_path_factory):
 def test_align_brings_box_area_3x_closer(renders, tmp_path):
     naive, real = renders["naive"], renders["real"]
     aligned_cfg = str(tmp_path / "aligned.json")
-    res = CliRunner().invoke(cli, ["gap", "align", "-s", naive, "-r", real, "--config", renders["naive_cfg"],
-                                   "-o", aligned_cfg])
+    res = CliRunner().invoke(
+        cli, ["gap", "align", "-s", naive, "-r", real, "--config", renders["naive_cfg"], "-o", aligned_cfg]
+    )
     assert res.exit_code == 0, res.output
     with open(aligned_cfg, encoding="utf-8") as f:
         cfg = json.load(f)
@@ -105,10 +105,15 @@ def test_align_brings_box_area_3x_closer(renders, tmp_path):
 
 def test_filter_drops_the_planted_frames(renders, tmp_path):
     like_real = _render(str(tmp_path / "like"), _config(str(tmp_path / "like.json"), (3.0, 4.0), 30, 4))
-    green = {"mode": "color", "hue": {"min": 0.33, "max": 0.33}, "saturation": {"min": 1.0, "max": 1.0},
-             "value": {"min": 0.9, "max": 0.9}}
-    planted = _render(str(tmp_path / "planted"),
-                      _config(str(tmp_path / "planted.json"), (25.0, 30.0), 5, 5, background=green))
+    green = {
+        "mode": "color",
+        "hue": {"min": 0.33, "max": 0.33},
+        "saturation": {"min": 1.0, "max": 1.0},
+        "value": {"min": 0.9, "max": 0.9},
+    }
+    planted = _render(
+        str(tmp_path / "planted"), _config(str(tmp_path / "planted.json"), (25.0, 30.0), 5, 5, background=green)
+    )
     pool = str(tmp_path / "pool")
     _, planted_ids = _merge(pool, [like_real, planted])
     out = str(tmp_path / "filtered")
@@ -126,8 +131,7 @@ def test_filter_drops_the_planted_frames(renders, tmp_path):
 
 def test_analyze_report_on_renders_opens_in_chromium(renders, tmp_path):
     out = str(tmp_path / "gap")
-    res = CliRunner().invoke(cli, ["gap", "analyze", "-s", renders["naive"], "-r", renders["real"], "-o", out,
-                                   "-q"])
+    res = CliRunner().invoke(cli, ["gap", "analyze", "-s", renders["naive"], "-r", renders["real"], "-o", out, "-q"])
     assert res.exit_code == 0, res.output
     with open(os.path.join(out, "gap.json"), encoding="utf-8") as f:
         gap = json.load(f)
@@ -141,7 +145,18 @@ def test_analyze_report_on_renders_opens_in_chromium(renders, tmp_path):
     png = os.path.join(ARTIFACTS, "gap_report.png")
     if os.path.exists(png):
         os.remove(png)
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    f"--screenshot={png}", "--window-size=1280,3000", "file://" + os.path.join(out, "report.html")],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            f"--screenshot={png}",
+            "--window-size=1280,3000",
+            "file://" + os.path.join(out, "report.html"),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert os.path.getsize(png) > 50_000  # a rendered page with plots, not a blank one

@@ -14,13 +14,28 @@ import click
 from trainer.options import device_option, out_option, overwrite_option, seed_option
 
 EXTRACTOR_HELP = "random | torchvision:NAME[:WEIGHTS_PATH] | detector:RUN (a Blendset run folder or .pth)."
-synthetic_option = click.option("--synthetic", "-s", required=True, type=click.Path(exists=True),
-                                help="Synthetic dataset folder (annotations.json + images/).")
-real_option = click.option("--real", "-r", required=True, type=click.Path(exists=True),
-                           help="Real dataset folder (annotations.json + images/).")
+synthetic_option = click.option(
+    "--synthetic",
+    "-s",
+    required=True,
+    type=click.Path(exists=True),
+    help="Synthetic dataset folder (annotations.json + images/).",
+)
+real_option = click.option(
+    "--real",
+    "-r",
+    required=True,
+    type=click.Path(exists=True),
+    help="Real dataset folder (annotations.json + images/).",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-size_option = click.option("--size", default=96, show_default=True, type=click.IntRange(16, 1024),
-                           help="Extractor input size in pixels (images are squashed to size x size).")
+size_option = click.option(
+    "--size",
+    default=96,
+    show_default=True,
+    type=click.IntRange(16, 1024),
+    help="Extractor input size in pixels (images are squashed to size x size).",
+)
 
 
 @contextmanager
@@ -97,13 +112,26 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
     from trainer.gap.analyze import analyze as run
 
     with _errors(), _progress(quiet) as progress:
-        result = run(synthetic, real, out, extractor=extractor, size=size, k=k, projection=projection,
-                     device=_device(device), overwrite=overwrite, seed=seed, progress=progress)
+        result = run(
+            synthetic,
+            real,
+            out,
+            extractor=extractor,
+            size=size,
+            k=k,
+            projection=projection,
+            device=_device(device),
+            overwrite=overwrite,
+            seed=seed,
+            progress=progress,
+        )
     for w in result["warnings"]:
         click.echo(f"warning: {w}", err=True)
     top = result["metadata"][:5]
-    click.echo("largest metadata gaps (Bhattacharyya): " + ", ".join(f"{r['name']}={r['bhattacharyya']:.3f}"
-                                                                     for r in top), err=True)
+    click.echo(
+        "largest metadata gaps (Bhattacharyya): " + ", ".join(f"{r['name']}={r['bhattacharyya']:.3f}" for r in top),
+        err=True,
+    )
     click.echo(f"{out}/report.html")
 
 
@@ -111,16 +139,41 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
 @synthetic_option
 @real_option
 @out_option
-@click.option("--keep", default="elbow", show_default=True, metavar="F|elbow",
-              help="Share of samples to keep (0..1], or 'elbow' for the automatic knee cut.")
-@click.option("--method", type=click.Choice(["knn", "kde"]), default="knn", show_default=True,
-              help="Likelihood under the real features: k-NN distance or Gaussian KDE.")
-@click.option("--level", type=click.Choice(["image", "box", "both"]), default="image", show_default=True,
-              help="Score whole images, box crops, or both.")
-@click.option("--box-mode", type=click.Choice(["blackout", "ignore"]), default="blackout", show_default=True,
-              help="A dropped box in a kept image: paint it black and remove the label, or keep it as iscrowd/ignore.")
-@click.option("--max-drop", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="The elbow never drops more than this share.")
+@click.option(
+    "--keep",
+    default="elbow",
+    show_default=True,
+    metavar="F|elbow",
+    help="Share of samples to keep (0..1], or 'elbow' for the automatic knee cut.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["knn", "kde"]),
+    default="knn",
+    show_default=True,
+    help="Likelihood under the real features: k-NN distance or Gaussian KDE.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["image", "box", "both"]),
+    default="image",
+    show_default=True,
+    help="Score whole images, box crops, or both.",
+)
+@click.option(
+    "--box-mode",
+    type=click.Choice(["blackout", "ignore"]),
+    default="blackout",
+    show_default=True,
+    help="A dropped box in a kept image: paint it black and remove the label, or keep it as iscrowd/ignore.",
+)
+@click.option(
+    "--max-drop",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="The elbow never drops more than this share.",
+)
 @click.option("--extractor", default="random", show_default=True, help=EXTRACTOR_HELP)
 @size_option
 @click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1))
@@ -128,8 +181,9 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
 @device_option
 @overwrite_option
 @quiet_option
-def filter_cmd(synthetic, real, out, keep, method, level, box_mode, max_drop, extractor, size, k, link, device,
-               overwrite, quiet) -> None:
+def filter_cmd(
+    synthetic, real, out, keep, method, level, box_mode, max_drop, extractor, size, k, link, device, overwrite, quiet
+) -> None:
     """Score every synthetic image (and box) by its likelihood under the real feature distribution, cut at the
     elbow or keep a share, and write OUT/annotations.json + OUT/images/ + OUT/scores.csv + OUT/filter.json."""
     from trainer.gap.filter import filter_dataset
@@ -141,19 +195,41 @@ def filter_cmd(synthetic, real, out, keep, method, level, box_mode, max_drop, ex
         except ValueError:
             raise click.BadParameter(f"{keep!r} is neither a number nor 'elbow'", param_hint="--keep") from None
     with _errors(), _progress(quiet) as progress:
-        s = filter_dataset(synthetic, real, out, extractor=extractor, method=method, keep=keep_share, level=level,
-                           box_mode=box_mode, k=k, size=size, max_drop=max_drop, link=link,
-                           device=_device(device), overwrite=overwrite, progress=progress)
-    click.echo(f"kept {s['images_out']} of {s['images_in']} images ({s['image_rule']}); "
-               f"{len(s['boxes_dropped'])} boxes dropped ({s['box_rule']}; {s['box_mode_explained']})", err=True)
+        s = filter_dataset(
+            synthetic,
+            real,
+            out,
+            extractor=extractor,
+            method=method,
+            keep=keep_share,
+            level=level,
+            box_mode=box_mode,
+            k=k,
+            size=size,
+            max_drop=max_drop,
+            link=link,
+            device=_device(device),
+            overwrite=overwrite,
+            progress=progress,
+        )
+    click.echo(
+        f"kept {s['images_out']} of {s['images_in']} images ({s['image_rule']}); "
+        f"{len(s['boxes_dropped'])} boxes dropped ({s['box_rule']}; {s['box_mode_explained']})",
+        err=True,
+    )
     click.echo(out)
 
 
 @gap.command(short_help="Write a mixture config whose box areas and positions match the real set.")
 @synthetic_option
 @real_option
-@click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Base config (the one that rendered --synthetic).")
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Base config (the one that rendered --synthetic).",
+)
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Aligned config (.json).")
 @click.option("--components", default=None, type=click.IntRange(1), help="Fixed component count (default: silhouette).")
 @click.option("--max-components", default=6, show_default=True, type=click.IntRange(2))
@@ -166,12 +242,22 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
     from trainer.gap.align import align as run
 
     with _errors():
-        r = run(synthetic, real, config, out, components=components, max_components=max_components, seed=seed,
-                overwrite=overwrite)
+        r = run(
+            synthetic,
+            real,
+            config,
+            out,
+            components=components,
+            max_components=max_components,
+            seed=seed,
+            overwrite=overwrite,
+        )
     click.echo(f"{r['rule']}; object size {r['object_size_m']:.3g} m from {r['size_from_boxes']} boxes", err=True)
     for c in r["components"]:
-        click.echo(f"  {c['name']}: weight {c['weight']:.2f}, distance {c['distance_min_m']:.2f}.."
-                   f"{c['distance_max_m']:.2f} m", err=True)
+        click.echo(
+            f"  {c['name']}: weight {c['weight']:.2f}, distance {c['distance_min_m']:.2f}..{c['distance_max_m']:.2f} m",
+            err=True,
+        )
     click.echo(out)
 
 
@@ -179,12 +265,22 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
 @synthetic_option
 @real_option
 @out_option
-@click.option("--extractor", "extractors", multiple=True, default=("random",), show_default=True,
-              help=EXTRACTOR_HELP + " Repeat to benchmark several.")
-@click.option("--target", "targets", multiple=True,
-              type=click.Choice(["depth_median", "occlusion", "background_similarity", "occlusion_ad2", "distance",
-                                 "shape"]),
-              default=("depth_median", "occlusion", "background_similarity", "shape"), show_default=True)
+@click.option(
+    "--extractor",
+    "extractors",
+    multiple=True,
+    default=("random",),
+    show_default=True,
+    help=EXTRACTOR_HELP + " Repeat to benchmark several.",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    type=click.Choice(["depth_median", "occlusion", "background_similarity", "occlusion_ad2", "distance", "shape"]),
+    default=("depth_median", "occlusion", "background_similarity", "shape"),
+    show_default=True,
+)
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
 @size_option
 @device_option
@@ -198,22 +294,47 @@ def predict_metadata(synthetic, real, out, extractors, targets, folds, size, dev
     from trainer.gap.predict import predict_metadata as run
 
     with _errors(), _progress(quiet) as progress:
-        s = run(synthetic, real, out, extractors=extractors, targets=targets, folds=folds, size=size,
-                device=_device(device), seed=seed, overwrite=overwrite, progress=progress)
+        s = run(
+            synthetic,
+            real,
+            out,
+            extractors=extractors,
+            targets=targets,
+            folds=folds,
+            size=size,
+            device=_device(device),
+            seed=seed,
+            overwrite=overwrite,
+            progress=progress,
+        )
     click.echo(format_table(s), err=True)
     click.echo(f"{out}/real_metadata.csv")
 
 
 @gap.command(short_help="Error analysis of a trained model on real data -> rendering plan.")
-@click.option("--model", "model", required=True, type=click.Path(exists=True),
-              help="Training run folder (RUN/eval/<real-name>/ results are used, or created).")
+@click.option(
+    "--model",
+    "model",
+    required=True,
+    type=click.Path(exists=True),
+    help="Training run folder (RUN/eval/<real-name>/ results are used, or created).",
+)
 @real_option
 @out_option
-@click.option("--base-config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Config the plan starts from (normally the one that rendered the training set).")
+@click.option(
+    "--base-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Config the plan starts from (normally the one that rendered the training set).",
+)
 @click.option("--count", default=200, show_default=True, type=click.IntRange(1), help="Frames in the plan.")
-@click.option("--score-threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Detection: a detection counts when its score is at least this.")
+@click.option(
+    "--score-threshold",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Detection: a detection counts when its score is at least this.",
+)
 @device_option
 @overwrite_option
 @quiet_option
@@ -227,11 +348,24 @@ def suggest(model, real, out, base_config, count, score_threshold, device, overw
         click.echo(msg, err=True)
 
     with _errors(), _progress(quiet) as progress:
-        s = run(model, real, out, base_config=base_config, count=count, score_threshold=score_threshold,
-                device=device, overwrite=overwrite, note=note, progress=progress)
+        s = run(
+            model,
+            real,
+            out,
+            base_config=base_config,
+            count=count,
+            score_threshold=score_threshold,
+            device=device,
+            overwrite=overwrite,
+            note=note,
+            progress=progress,
+        )
     worst = s["classes"][0]
-    click.echo(f"worst class: {worst['class']} ({s['metric']} {worst['rate']:.3f}); "
-               f"{len(s['flagged_bins'])} metadata bin(s) with concentrated errors", err=True)
+    click.echo(
+        f"worst class: {worst['class']} ({s['metric']} {worst['rate']:.3f}); "
+        f"{len(s['flagged_bins'])} metadata bin(s) with concentrated errors",
+        err=True,
+    )
     click.echo(f"{out}/plan.md")
 
 
@@ -252,8 +386,17 @@ def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, q
     from trainer.gap.score import score as run
 
     with _errors(), _progress(quiet) as progress:
-        r = run(synthetic, real, extractor=extractor, n_boot=n_boot, k=k, size=size, device=_device(device),
-                seed=seed, progress=progress)
+        r = run(
+            synthetic,
+            real,
+            extractor=extractor,
+            n_boot=n_boot,
+            k=k,
+            size=size,
+            device=_device(device),
+            seed=seed,
+            progress=progress,
+        )
     b = r["bootstrap"]
     for w in r["warnings"]:
         click.echo(f"warning: {w}", err=True)
@@ -263,5 +406,7 @@ def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, q
 
         write_json_atomic(json_out, r, indent=2)
     terms = ", ".join(f"{k2} {v:.3f}" for k2, v in r["terms"].items())
-    click.echo(f"score {r['score']:.3f} (bootstrap {b['mean']:.3f} ± {b['std']:.3f}, 95% CI "
-               f"{b['ci95'][0]:.3f}-{b['ci95'][1]:.3f}); terms: {terms}")
+    click.echo(
+        f"score {r['score']:.3f} (bootstrap {b['mean']:.3f} ± {b['std']:.3f}, 95% CI "
+        f"{b['ci95'][0]:.3f}-{b['ci95'][1]:.3f}); terms: {terms}"
+    )

@@ -58,8 +58,9 @@ def fit_mixture(x: np.ndarray, components: int | None = None, max_components: in
         if components < 1:
             raise GapError(f"--components must be >= 1, got {components}")
         if n < components:
-            raise GapError(f"fewer real samples ({n}) than clusters ({components}): lower --components or add "
-                           "real images")
+            raise GapError(
+                f"fewer real samples ({n}) than clusters ({components}): lower --components or add real images"
+            )
     centre, scale = x.mean(0), x.std(0)
     scale[scale < 1e-12] = 1.0
     z = (x - centre) / scale
@@ -121,8 +122,10 @@ def estimate_size(syn_geo: dict[str, np.ndarray], syn_images: list[dict[str, Any
     d = syn_geo.get("distance")
     fx = syn_geo.get("fx")
     if d is None or fx is None or not np.isfinite(d).any() or not np.isfinite(fx).any():
-        raise GapError("the synthetic set has no camera K / distance records (images[*].blendset.camera.K, "
-                       "annotations[*].attributes.distance): align needs a dataset rendered by Blendset")
+        raise GapError(
+            "the synthetic set has no camera K / distance records (images[*].blendset.camera.K, "
+            "annotations[*].attributes.distance): align needs a dataset rendered by Blendset"
+        )
     ok = np.isfinite(d) & np.isfinite(fx) & (syn_geo["box_area_px"] > 0)
     for key, limit in (("occlusion", 0.1), ("truncation", 0.05)):
         v = syn_geo.get(key)
@@ -172,8 +175,15 @@ def _look_at(images: list[dict[str, Any]]) -> tuple[tuple[float, float, float] |
 # Config writing
 
 
-def component_camera(base_cam: Any, size: SizeModel, mean_log_area: float, var_log_area: float, cy: float,
-                     resolution: tuple[int, int], sensor_mm: float) -> tuple[Any, dict[str, float]]:
+def component_camera(
+    base_cam: Any,
+    size: SizeModel,
+    mean_log_area: float,
+    var_log_area: float,
+    cy: float,
+    resolution: tuple[int, int],
+    sensor_mm: float,
+) -> tuple[Any, dict[str, float]]:
     """The camera section for one Gaussian component (see module docstring, step 3)."""
     from shared.config import Range
 
@@ -191,9 +201,11 @@ def component_camera(base_cam: Any, size: SizeModel, mean_log_area: float, var_l
     cam = dataclasses.replace(base_cam, distance=Range(round(lo, 4), round(hi, 4), "loguniform"), closeup_share=0.0)
     info = {"distance_centre_m": d_c, "distance_min_m": lo, "distance_max_m": hi, "fx_target_px": fx_t}
     if abs(cy - size.cy_mean) > MIN_CY_SHIFT and size.look_at is not None and size.look_at_spread > 0.1 * d_c:
-        info["look_at_kept"] = (f"look-at points scatter {size.look_at_spread:.2f} m between synthetic frames "
-                                "(the targets move): a fixed look-at point would lose them, vertical position "
-                                "is not aligned")
+        info["look_at_kept"] = (
+            f"look-at points scatter {size.look_at_spread:.2f} m between synthetic frames "
+            "(the targets move): a fixed look-at point would lose them, vertical position "
+            "is not aligned"
+        )
     elif abs(cy - size.cy_mean) > MIN_CY_SHIFT and size.look_at is not None:
         elev = math.radians((base_cam.elevation_deg.min + base_cam.elevation_deg.max) / 2)
         dz = (cy - size.cy_mean) * h * d_c / (fx_t * max(math.cos(elev), 0.2))
@@ -241,24 +253,51 @@ def align(
     comp_info = []
     for i in np.argsort(-fit.weights):
         mean_log_area, cy = fit.means[i]
-        cam, info = component_camera(base_cam, size, float(mean_log_area), float(fit.covariances[i][0, 0]),
-                                     float(cy), base.render.resolution, sensor_mm)
+        cam, info = component_camera(
+            base_cam,
+            size,
+            float(mean_log_area),
+            float(fit.covariances[i][0, 0]),
+            float(cy),
+            base.render.resolution,
+            sensor_mm,
+        )
         name = f"gmm{len(mixture)}: box area {100 * 10**mean_log_area:.2g}% of image, centre y {cy:.2f}"
         mixture.append(MixtureComponent(weight=round(float(fit.weights[i]), 6), name=name, camera=cam))
-        comp_info.append({"name": name, "weight": float(fit.weights[i]), "mean_log10_area": float(mean_log_area),
-                          "mean_center_y": float(cy), "cov": fit.covariances[i].tolist(), **info})
+        comp_info.append(
+            {
+                "name": name,
+                "weight": float(fit.weights[i]),
+                "mean_log10_area": float(mean_log_area),
+                "mean_center_y": float(cy),
+                "cov": fit.covariances[i].tolist(),
+                **info,
+            }
+        )
     aligned = dataclasses.replace(base, mixture=tuple(mixture))
     aligned = DatasetConfig.from_dict(aligned.to_dict())  # the engine reads exactly this; fail here, not there
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     save_config(aligned, out)
     report = {
-        "config": out, "base_config": config, "synthetic": synthetic, "real": real,
-        "real_boxes": int(len(x)), "k": fit.k, "rule": fit.rule, "silhouettes": fit.silhouettes, "bic": fit.bic,
-        "object_size_m": size.size_m, "object_size_log10_spread": size.log10_spread,
-        "object_size_per_class_m": size.per_class, "size_from_boxes": size.n_boxes, "sensor_width_mm": sensor_mm,
-        "synthetic_center_y_mean": size.cy_mean, "synthetic_look_at": size.look_at,
+        "config": out,
+        "base_config": config,
+        "synthetic": synthetic,
+        "real": real,
+        "real_boxes": int(len(x)),
+        "k": fit.k,
+        "rule": fit.rule,
+        "silhouettes": fit.silhouettes,
+        "bic": fit.bic,
+        "object_size_m": size.size_m,
+        "object_size_log10_spread": size.log10_spread,
+        "object_size_per_class_m": size.per_class,
+        "size_from_boxes": size.n_boxes,
+        "sensor_width_mm": sensor_mm,
+        "synthetic_center_y_mean": size.cy_mean,
+        "synthetic_look_at": size.look_at,
         "synthetic_look_at_spread_m": size.look_at_spread,
-        "components": comp_info, "notes": notes,
+        "components": comp_info,
+        "notes": notes,
     }
     if len(x) < 30:
         report["notes"].append(f"only {len(x)} real boxes: the mixture is a rough fit")

@@ -89,12 +89,22 @@ def compare_metadata(meta_syn: DatasetMeta, meta_real: DatasetMeta) -> list[dict
         if len(a) == 0 or len(b) == 0:
             continue
         h = dist.compare_1d(a, b, log=spec.log)
-        rows.append({
-            "name": spec.name, "label": spec.label, "level": spec.level, "bhattacharyya": h.distance,
-            "synthetic_median": float(np.median(a)), "real_median": float(np.median(b)),
-            "n_synthetic": int(len(a)), "n_real": int(len(b)), "matters": spec.matters, "note": spec.note,
-            "log_scale": spec.log, "_hist": h,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "label": spec.label,
+                "level": spec.level,
+                "bhattacharyya": h.distance,
+                "synthetic_median": float(np.median(a)),
+                "real_median": float(np.median(b)),
+                "n_synthetic": int(len(a)),
+                "n_real": int(len(b)),
+                "matters": spec.matters,
+                "note": spec.note,
+                "log_scale": spec.log,
+                "_hist": h,
+            }
+        )
     rows.sort(key=lambda r: -r["bhattacharyya"])
     return rows
 
@@ -106,8 +116,9 @@ def compare_metadata(meta_syn: DatasetMeta, meta_real: DatasetMeta) -> list[dict
 def feature_metrics(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> dict[str, Any]:
     """KNN, KDE, Fréchet and PRDC between standardised feature clouds (real = reference)."""
     if len(real) < 2 or len(synthetic) < 2:
-        raise GapError(f"feature metrics need at least 2 samples per side (real {len(real)}, synthetic "
-                       f"{len(synthetic)})")
+        raise GapError(
+            f"feature metrics need at least 2 samples per side (real {len(real)}, synthetic {len(synthetic)})"
+        )
     r, s = dist.standardize(real, synthetic)
     knn_rs = dist.knn_distance(r, s, k)
     knn_rr = dist.knn_distance(r, r, k, same_set=True)
@@ -132,8 +143,9 @@ def project_2d(real: np.ndarray, synthetic: np.ndarray, method: str = "pca", see
     if method == "tsne" and len(both) > 5:
         from sklearn.manifold import TSNE
 
-        xy = TSNE(n_components=2, perplexity=min(30.0, (len(both) - 1) / 3), random_state=seed,
-                  init="pca").fit_transform(both)
+        xy = TSNE(
+            n_components=2, perplexity=min(30.0, (len(both) - 1) / 3), random_state=seed, init="pca"
+        ).fit_transform(both)
     else:
         from sklearn.decomposition import PCA
 
@@ -182,20 +194,31 @@ def analyze(
     proj_r, proj_s = project_2d(emb_r.images, emb_s.images, projection, seed)
     warnings = stability_warnings(inputs.meta_real)
     if ext.random_init:
-        warnings.append(f"feature extractor is {ext.label}: feature-space numbers reflect colour and texture "
-                        "statistics, not learned object features; pass --extractor torchvision:NAME:WEIGHTS or "
-                        "detector:RUN for meaningful ones")
+        warnings.append(
+            f"feature extractor is {ext.label}: feature-space numbers reflect colour and texture "
+            "statistics, not learned object features; pass --extractor torchvision:NAME:WEIGHTS or "
+            "detector:RUN for meaningful ones"
+        )
     result = {
-        "synthetic": {"path": synthetic, "images": inputs.meta_syn.n_images, "boxes": inputs.meta_syn.n_boxes,
-                      "skipped": len(inputs.meta_syn.skipped)},
-        "real": {"path": real, "images": inputs.meta_real.n_images, "boxes": inputs.meta_real.n_boxes,
-                 "skipped": len(inputs.meta_real.skipped)},
+        "synthetic": {
+            "path": synthetic,
+            "images": inputs.meta_syn.n_images,
+            "boxes": inputs.meta_syn.n_boxes,
+            "skipped": len(inputs.meta_syn.skipped),
+        },
+        "real": {
+            "path": real,
+            "images": inputs.meta_real.n_images,
+            "boxes": inputs.meta_real.n_boxes,
+            "skipped": len(inputs.meta_real.skipped),
+        },
         "extractor": {"spec": ext.spec, "label": ext.label, "random_init": ext.random_init, "input_size": size},
         "metadata": [{k2: v for k2, v in r.items() if not k2.startswith("_")} for r in rows],
         "features": {lvl: {k2: v for k2, v in m.items() if not k2.startswith("_")} for lvl, m in feats.items()},
         "synthetic_only": synthetic_only_summary(inputs.meta_syn),
         "warnings": warnings,
-        "notes": inputs.notes + [
+        "notes": inputs.notes
+        + [
             "background_similarity uses the box outline as the object mask on both sides (real data has no "
             "masks); the exact mask-based value of synthetic boxes is listed as background_similarity_mask",
         ],
@@ -215,8 +238,12 @@ def synthetic_only_summary(meta: DatasetMeta) -> dict[str, Any]:
             continue
         v = column(meta, spec)
         if len(v):
-            out[spec.name] = {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
-                              "p90": float(np.percentile(v, 90)), "n": int(len(v))}
+            out[spec.name] = {
+                "median": float(np.median(v)),
+                "p10": float(np.percentile(v, 10)),
+                "p90": float(np.percentile(v, 90)),
+                "n": int(len(v)),
+            }
     shapes = meta.boxes.get("shape")
     if shapes is not None and len(shapes):
         names, counts = np.unique(shapes[shapes != ""], return_counts=True)
@@ -246,8 +273,14 @@ def _cell(v: Any) -> Any:
 # Report
 
 
-def render_report(result: dict[str, Any], rows: list[dict[str, Any]], feats: dict[str, dict[str, Any]],
-                  meta_syn: DatasetMeta, projection: tuple[np.ndarray, np.ndarray], proj_name: str) -> str:
+def render_report(
+    result: dict[str, Any],
+    rows: list[dict[str, Any]],
+    feats: dict[str, dict[str, Any]],
+    meta_syn: DatasetMeta,
+    projection: tuple[np.ndarray, np.ndarray],
+    proj_name: str,
+) -> str:
     s, r = result["synthetic"], result["real"]
     parts = [
         "<h1>Blendset gap report</h1>",
@@ -261,22 +294,48 @@ def render_report(result: dict[str, Any], rows: list[dict[str, Any]], feats: dic
         parts.append(rp.box("warn", "<b>Warning:</b> " + rp.esc(w)))
     parts.append(_what_matters(rows))
     parts.append("<h2>Metadata gaps, largest first</h2>")
-    parts.append("<p class='small'>Bhattacharyya distance D<sub>B</sub> = −ln Σ√(p·q) between the two histograms "
-                 "(0 = identical; capped at 13.8 = no overlap). Rows marked ★ are the metadata seed 002 found to "
-                 "change detection mAP when aligned.</p>")
+    parts.append(
+        "<p class='small'>Bhattacharyya distance D<sub>B</sub> = −ln Σ√(p·q) between the two histograms "
+        "(0 = identical; capped at 13.8 = no overlap). Rows marked ★ are the metadata seed 002 found to "
+        "change detection mAP when aligned.</p>"
+    )
     max_d = max([row["bhattacharyya"] for row in rows] + [1e-9])
     table_rows = []
     for row in rows:
-        bar = rp.RawHtml(f"{row['bhattacharyya']:.3f} <span class='bar' style='width:"
-                         f"{int(80 * row['bhattacharyya'] / max_d)}px'></span>")
-        table_rows.append([("★ " if row["matters"] else "") + row["label"], bar, row["synthetic_median"],
-                           row["real_median"], row["note"]])
-    parts.append(rp.table(["metadata", "D_B", "synthetic median", "real median", "seed 002"], table_rows,
-                          [False, True, True, True, False]))
-    figs = [rp.figure(rp.overlay_histogram(row["_hist"].edges, row["_hist"].p, row["_hist"].q,
-                                           f"{row['label']}  D_B={row['bhattacharyya']:.3f}", row["log_scale"],
-                                           xlabel=row["label"]),
-                      ("★ " if row["matters"] else "") + (row["note"] or "")) for row in rows]
+        bar = rp.RawHtml(
+            f"{row['bhattacharyya']:.3f} <span class='bar' style='width:"
+            f"{int(80 * row['bhattacharyya'] / max_d)}px'></span>"
+        )
+        table_rows.append(
+            [
+                ("★ " if row["matters"] else "") + row["label"],
+                bar,
+                row["synthetic_median"],
+                row["real_median"],
+                row["note"],
+            ]
+        )
+    parts.append(
+        rp.table(
+            ["metadata", "D_B", "synthetic median", "real median", "seed 002"],
+            table_rows,
+            [False, True, True, True, False],
+        )
+    )
+    figs = [
+        rp.figure(
+            rp.overlay_histogram(
+                row["_hist"].edges,
+                row["_hist"].p,
+                row["_hist"].q,
+                f"{row['label']}  D_B={row['bhattacharyya']:.3f}",
+                row["log_scale"],
+                xlabel=row["label"],
+            ),
+            ("★ " if row["matters"] else "") + (row["note"] or ""),
+        )
+        for row in rows
+    ]
     parts.append("<div class='grid'>" + "".join(figs) + "</div>")
     parts.append(_feature_section(result, feats, projection, proj_name))
     parts.append(_synthetic_only_section(result, meta_syn))
@@ -305,20 +364,25 @@ def _what_matters(rows: list[dict[str, Any]]) -> str:
 def _direction(row: dict[str, Any]) -> str:
     """Plain words for which way the synthetic median is off."""
     s, r = row["synthetic_median"], row["real_median"]
-    words = {"box_area": ("smaller", "larger"), "box_center_y": ("higher in the image", "lower in the image"),
-             "box_center_x": ("further left", "further right"),
-             "background_similarity": ("more distinct from their background", "more camouflaged")}
+    words = {
+        "box_area": ("smaller", "larger"),
+        "box_center_y": ("higher in the image", "lower in the image"),
+        "box_center_x": ("further left", "further right"),
+        "background_similarity": ("more distinct from their background", "more camouflaged"),
+    }
     lo, hi = words.get(row["name"], ("lower", "higher"))
     if row["bhattacharyya"] < 0.05:
         return f"close (synthetic median {rp.fmt(s)}, real {rp.fmt(r)})"
     if row["name"] == "box_area":
-        return (f"synthetic boxes are {lo if s < r else hi} (median {100 * s:.2g}% of the image vs "
-                f"{100 * r:.2g}% in real)")
+        return (
+            f"synthetic boxes are {lo if s < r else hi} (median {100 * s:.2g}% of the image vs {100 * r:.2g}% in real)"
+        )
     return f"synthetic objects are {lo if s < r else hi} (median {rp.fmt(s)} vs {rp.fmt(r)} in real)"
 
 
-def _feature_section(result: dict[str, Any], feats: dict[str, dict[str, Any]],
-                     projection: tuple[np.ndarray, np.ndarray], proj_name: str) -> str:
+def _feature_section(
+    result: dict[str, Any], feats: dict[str, dict[str, Any]], projection: tuple[np.ndarray, np.ndarray], proj_name: str
+) -> str:
     keys = [
         ("knn_real_to_synthetic_mean", "KNN distance real → synthetic (mean)"),
         ("knn_real_to_real_mean", "KNN distance real → real (baseline)"),
@@ -333,14 +397,20 @@ def _feature_section(result: dict[str, Any], feats: dict[str, dict[str, Any]],
     ]
     levels = list(feats)
     rows = [[label] + [feats[lvl].get(key) for lvl in levels] for key, label in keys]
-    out = ["<h2>Feature space</h2>",
-           f"<p class='small'>{rp.esc(result['extractor']['label'])}; features standardised per dimension. "
-           "Precision/recall/density/coverage after Naeem et al. 2020 (k-NN balls, real = reference). KDE in the "
-           "real set's top principal components.</p>",
-           rp.table(["measure"] + [f"{lvl} level" for lvl in levels], rows, [False] + [True] * len(levels))]
+    out = [
+        "<h2>Feature space</h2>",
+        f"<p class='small'>{rp.esc(result['extractor']['label'])}; features standardised per dimension. "
+        "Precision/recall/density/coverage after Naeem et al. 2020 (k-NN balls, real = reference). KDE in the "
+        "real set's top principal components.</p>",
+        rp.table(["measure"] + [f"{lvl} level" for lvl in levels], rows, [False] + [True] * len(levels)),
+    ]
     pr, ps = projection
-    out.append(rp.figure(rp.scatter_projection(pr, ps, f"{proj_name.upper()} of image features"),
-                         "2-D projection of image features: real (red triangles) vs synthetic (blue)"))
+    out.append(
+        rp.figure(
+            rp.scatter_projection(pr, ps, f"{proj_name.upper()} of image features"),
+            "2-D projection of image features: real (red triangles) vs synthetic (blue)",
+        )
+    )
     return "".join(out)
 
 
@@ -349,15 +419,18 @@ def _synthetic_only_section(result: dict[str, Any], meta_syn: DatasetMeta) -> st
     specs = [s for s in METADATA if not s.real and s.name in so]
     if not specs and "shape_counts" not in so:
         return ""
-    out = ["<h2>Rendered-only metadata (synthetic side)</h2>",
-           "<p class='small'>Real images have no depth, occlusion or object identity; "
-           "<code>blendset gap predict-metadata</code> estimates them from features.</p>"]
+    out = [
+        "<h2>Rendered-only metadata (synthetic side)</h2>",
+        "<p class='small'>Real images have no depth, occlusion or object identity; "
+        "<code>blendset gap predict-metadata</code> estimates them from features.</p>",
+    ]
     figs = [rp.figure(rp.single_histogram(meta_syn.boxes[s.name], s.label, s.log), s.note) for s in specs]
     out.append("<div class='grid'>" + "".join(figs) + "</div>")
     if "shape_counts" in so:
         counts = ", ".join(f"{name} {n}" for name, n in so["shape_counts"].items())
-        out.append(f"<p>Object shapes (boxes per object): {rp.esc(counts)}.</p><p class='small'>{rp.esc(SHAPE_NOTE)}"
-                   "</p>")
+        out.append(
+            f"<p>Object shapes (boxes per object): {rp.esc(counts)}.</p><p class='small'>{rp.esc(SHAPE_NOTE)}</p>"
+        )
     return "".join(out)
 
 

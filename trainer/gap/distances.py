@@ -225,9 +225,7 @@ def elbow_index(values: Sequence[float], min_gain: float = 0.1, window: float = 
     return lo + int(np.argmax(steps)) + 1
 
 
-def bootstrap(
-    statistic: Callable[[np.random.Generator], float], n: int = 200, seed: int = 0
-) -> dict[str, float]:
+def bootstrap(statistic: Callable[[np.random.Generator], float], n: int = 200, seed: int = 0) -> dict[str, float]:
     """Run ``statistic(rng)`` ``n`` times (it resamples its own inputs with ``rng``) and summarise."""
     rng = np.random.default_rng(seed)
     values = np.array([statistic(rng) for _ in range(n)], dtype=np.float64)
@@ -235,8 +233,12 @@ def bootstrap(
     if len(values) == 0:
         raise GapError("every bootstrap replicate was undefined")
     lo, hi = np.percentile(values, [2.5, 97.5])
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1) if len(values) > 1 else 0.0),
-            "ci95": [float(lo), float(hi)], "n": int(len(values))}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1) if len(values) > 1 else 0.0),
+        "ci95": [float(lo), float(hi)],
+        "n": int(len(values)),
+    }
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:

@@ -104,9 +104,7 @@ def build_extractor(spec: str, size: int = 96, device: str = "cpu", batch_size: 
     elif kind == "detector" and rest:
         model, label, random_init = _detector(rest)
     else:
-        raise GapError(
-            f"unknown extractor {spec!r}; use 'random', 'torchvision:NAME[:WEIGHTS_PATH]' or 'detector:RUN'"
-        )
+        raise GapError(f"unknown extractor {spec!r}; use 'random', 'torchvision:NAME[:WEIGHTS_PATH]' or 'detector:RUN'")
     model.eval().to(device)
     return Extractor(spec, label, random_init, model, size=size, batch_size=batch_size, device=device)
 
@@ -201,7 +199,7 @@ def _detector(run: str) -> tuple[Any, str, bool]:
     except (ValueError, KeyError, TypeError) as e:
         raise GapError(f"cannot build model {name!r} from {path!r}: {e}") from e
     if hasattr(model, "backbone"):
-        sub = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        sub = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         if not sub:
             raise GapError(f"checkpoint {path!r} has no backbone.* weights")
         try:

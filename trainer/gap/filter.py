@@ -116,15 +116,26 @@ def filter_dataset(
         order = np.argsort(box_scores, kind="stable")
         drop_boxes = {int(emb_s.annotation_ids[i]) for i in order[:n_drop]}
 
-    summary = write_filtered(syn, out, drop_images, drop_boxes, box_mode, link,
-                             _stage(progress, "writing"))
-    summary.update({
-        "synthetic": synthetic, "real": real, "extractor": ext.label, "random_init": ext.random_init,
-        "method": method, "level": level, "box_mode": box_mode, "image_rule": image_rule, "box_rule": box_rule,
-        "images_in": len(emb_s.image_ids), "images_dropped": sorted(drop_images),
-        "boxes_in": len(emb_s.annotation_ids), "boxes_dropped": sorted(drop_boxes), "notes": notes,
-        "box_mode_explained": BOX_MODES[box_mode],
-    })
+    summary = write_filtered(syn, out, drop_images, drop_boxes, box_mode, link, _stage(progress, "writing"))
+    summary.update(
+        {
+            "synthetic": synthetic,
+            "real": real,
+            "extractor": ext.label,
+            "random_init": ext.random_init,
+            "method": method,
+            "level": level,
+            "box_mode": box_mode,
+            "image_rule": image_rule,
+            "box_rule": box_rule,
+            "images_in": len(emb_s.image_ids),
+            "images_dropped": sorted(drop_images),
+            "boxes_in": len(emb_s.annotation_ids),
+            "boxes_dropped": sorted(drop_boxes),
+            "notes": notes,
+            "box_mode_explained": BOX_MODES[box_mode],
+        }
+    )
     _write_scores(os.path.join(out, "scores.csv"), syn, emb_s, image_scores, drop_images, box_scores, drop_boxes)
     write_json_atomic(os.path.join(out, "filter.json"), summary, indent=2)
     return summary
@@ -132,7 +143,7 @@ def filter_dataset(
 
 BOX_MODES = {
     "blackout": "dropped boxes were painted black (instance-mask exact where instance maps exist, keeping kept "
-                "objects' pixels) and their annotations removed",
+    "objects' pixels) and their annotations removed",
     "ignore": "dropped boxes keep their pixels; their annotations stay with iscrowd=1 and ignore=1",
 }
 
@@ -151,8 +162,15 @@ def _prepare(out: str, synthetic: str, overwrite: bool) -> None:
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
 
 
-def write_filtered(loaded: Any, out: str, drop_images: set[int], drop_boxes: set[int], box_mode: str,
-                   link: bool, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def write_filtered(
+    loaded: Any,
+    out: str,
+    drop_images: set[int],
+    drop_boxes: set[int],
+    box_mode: str,
+    link: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Copy (or hard-link) kept images, black out or mark dropped boxes, write annotations.json last."""
     from shared.coco import write_json_atomic
     from shared.layout import safe_join
@@ -187,12 +205,20 @@ def write_filtered(loaded: Any, out: str, drop_images: set[int], drop_boxes: set
         if progress:
             progress(i + 1, len(kept))
     info = dict(data.get("info") or {})
-    info["blendset_filter"] = {"images_dropped": len(drop_images), "boxes_dropped": len(drop_boxes),
-                               "box_mode": box_mode, "explained": BOX_MODES[box_mode]}
+    info["blendset_filter"] = {
+        "images_dropped": len(drop_images),
+        "boxes_dropped": len(drop_boxes),
+        "box_mode": box_mode,
+        "explained": BOX_MODES[box_mode],
+    }
     coco = {**data, "info": info, "images": images_out, "annotations": anns_out}
     write_json_atomic(os.path.join(out, "annotations.json"), coco)
-    return {"images_out": len(images_out), "annotations_out": len(anns_out), "boxes_blacked_out": blacked,
-            "blackout_overlapping_kept_boxes": overlapped}
+    return {
+        "images_out": len(images_out),
+        "annotations_out": len(anns_out),
+        "boxes_blacked_out": blacked,
+        "blackout_overlapping_kept_boxes": overlapped,
+    }
 
 
 def _blackout(rgb: np.ndarray, loaded: Any, image: dict[str, Any], gone: list[dict], stay: list[dict]) -> int:
@@ -256,8 +282,15 @@ def _copy(src: str, dst: str, link: bool) -> None:
     shutil.copyfile(src, dst)
 
 
-def _write_scores(path: str, loaded: Any, emb: Any, image_scores: np.ndarray, drop_images: set[int],
-                  box_scores: np.ndarray, drop_boxes: set[int]) -> None:
+def _write_scores(
+    path: str,
+    loaded: Any,
+    emb: Any,
+    image_scores: np.ndarray,
+    drop_images: set[int],
+    box_scores: np.ndarray,
+    drop_boxes: set[int],
+) -> None:
     names = {int(im["id"]): im["file_name"] for im in loaded.data["images"]}
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -41,15 +41,36 @@ class MetaSpec:
 
 
 METADATA: tuple[MetaSpec, ...] = (
-    MetaSpec("box_area", "box", "box area (share of image)", log=True, matters=True,
-             note="seed 002 5.2.1: aligning box area raised Faster R-CNN bag mAP 0.196 -> 0.454, chair 0.072 -> 0.125"),
-    MetaSpec("box_center_y", "box", "box centre y (0 top, 1 bottom)", matters=True,
-             note="seed 002 5.2.2: position/orientation on a surface raised mAP; vertical-position BD 0.27 -> 0.08"),
-    MetaSpec("box_center_x", "box", "box centre x (0 left, 1 right)", matters=True,
-             note="position (seed 002 compared the vertical axis only)"),
-    MetaSpec("background_similarity", "box", "background similarity (box-outline proxy)", matters=True,
-             note="seed 002 5.3.2: white backgrounds (BD 0.75) gave mAP 0.01-0.03; aligning it by style transfer "
-                  "did not help further"),
+    MetaSpec(
+        "box_area",
+        "box",
+        "box area (share of image)",
+        log=True,
+        matters=True,
+        note="seed 002 5.2.1: aligning box area raised Faster R-CNN bag mAP 0.196 -> 0.454, chair 0.072 -> 0.125",
+    ),
+    MetaSpec(
+        "box_center_y",
+        "box",
+        "box centre y (0 top, 1 bottom)",
+        matters=True,
+        note="seed 002 5.2.2: position/orientation on a surface raised mAP; vertical-position BD 0.27 -> 0.08",
+    ),
+    MetaSpec(
+        "box_center_x",
+        "box",
+        "box centre x (0 left, 1 right)",
+        matters=True,
+        note="position (seed 002 compared the vertical axis only)",
+    ),
+    MetaSpec(
+        "background_similarity",
+        "box",
+        "background similarity (box-outline proxy)",
+        matters=True,
+        note="seed 002 5.3.2: white backgrounds (BD 0.75) gave mAP 0.01-0.03; aligning it by style transfer "
+        "did not help further",
+    ),
     MetaSpec("box_aspect", "box", "box aspect (w/h)", log=True, note="follows object orientation and shape"),
     MetaSpec("box_brightness", "box", "box brightness"),
     MetaSpec("box_contrast", "box", "box contrast (grey std)"),
@@ -59,24 +80,41 @@ METADATA: tuple[MetaSpec, ...] = (
     MetaSpec("image_brightness", "image", "image brightness", note="seed 002 5.2.3: no mAP gain from aligning"),
     MetaSpec("image_contrast", "image", "image contrast (grey std)", note="seed 002 5.2.3: no mAP gain"),
     MetaSpec("image_entropy", "image", "image entropy (bits)", note="seed 002 5.2.3: no mAP gain"),
-    MetaSpec("image_sharpness", "image", "image sharpness (Laplacian variance)", log=True,
-             note="seed 002 5.2.3: no mAP gain"),
-    MetaSpec("image_blur", "image", "image blur (Crete et al.)",
-             note="seed 002 5.2.2: aligning blur did not help (augmenting blur in training did)"),
+    MetaSpec(
+        "image_sharpness", "image", "image sharpness (Laplacian variance)", log=True, note="seed 002 5.2.3: no mAP gain"
+    ),
+    MetaSpec(
+        "image_blur",
+        "image",
+        "image blur (Crete et al.)",
+        note="seed 002 5.2.2: aligning blur did not help (augmenting blur in training did)",
+    ),
     # Renderer-only (synthetic side), from annotations[*].attributes
-    MetaSpec("depth_median", "box", "depth median (m)", real=False, matters=False,
-             note="seed 002 5.3.3: close-ups cut overlapping predictions (Faster R-CNN 307 -> 75)"),
+    MetaSpec(
+        "depth_median",
+        "box",
+        "depth median (m)",
+        real=False,
+        matters=False,
+        note="seed 002 5.3.3: close-ups cut overlapping predictions (Faster R-CNN 307 -> 75)",
+    ),
     MetaSpec("distance", "box", "camera-object distance (m)", real=False),
-    MetaSpec("occlusion", "box", "occlusion (1 - visible/unoccluded)", real=False,
-             note="seed 002 5.3.4: aligning occlusion did not improve mAP"),
-    MetaSpec("occlusion_ad2", "box", "visible pixels x depth^2 (seed 002's occlusion indicator)", log=True,
-             real=False),
+    MetaSpec(
+        "occlusion",
+        "box",
+        "occlusion (1 - visible/unoccluded)",
+        real=False,
+        note="seed 002 5.3.4: aligning occlusion did not improve mAP",
+    ),
+    MetaSpec("occlusion_ad2", "box", "visible pixels x depth^2 (seed 002's occlusion indicator)", log=True, real=False),
     MetaSpec("truncation", "box", "truncation (share outside image)", real=False),
     MetaSpec("background_similarity_mask", "box", "background similarity (instance mask)", real=False),
 )
 SPECS = {s.name: s for s in METADATA}
-SHAPE_NOTE = ("seed 002 5.4.2: removing the two object shapes least likely under the real feature distribution "
-              "raised mAP on all three sets (chair 0.429 -> 0.463)")
+SHAPE_NOTE = (
+    "seed 002 5.4.2: removing the two object shapes least likely under the real feature distribution "
+    "raised mAP on all three sets (chair 0.429 -> 0.463)"
+)
 
 
 @dataclass
@@ -286,7 +324,10 @@ def _box_row(rgb: np.ndarray, ann: dict[str, Any], categories: dict[int, str]) -
         "annotation_id": int(ann["id"]),
         "image_id": int(ann["image_id"]),
         "category": categories.get(int(ann["category_id"]), str(ann["category_id"])),
-        "box_x": x, "box_y": y, "box_w": bw, "box_h": bh,
+        "box_x": x,
+        "box_y": y,
+        "box_w": bw,
+        "box_h": bh,
         "box_area_px": bw * bh,
         "box_area": bw * bh / float(w * h),
         "box_aspect": bw / bh if bh > 0 else math.nan,
@@ -354,14 +395,24 @@ def geometry_table(loaded: Any) -> dict[str, np.ndarray]:
         cam = (im.get("blendset") or {}).get("camera") or {}
         k = cam.get("K")
         fx = _num(k[0][0]) if isinstance(k, list) and k and isinstance(k[0], list) else math.nan
-        rows.append({
-            "annotation_id": int(a["id"]), "image_id": int(a["image_id"]),
-            "category": categories.get(int(a["category_id"]), str(a["category_id"])),
-            "width": w, "height": h, "box_area_px": bw * bh, "box_area": bw * bh / (w * h),
-            "box_center_x": (x + bw / 2) / w, "box_center_y": (y + bh / 2) / h,
-            "distance": _num(attrs.get("distance")), "depth_median": _num(attrs.get("depth_median")),
-            "occlusion": _num(attrs.get("occlusion")), "truncation": _num(attrs.get("truncation")),
-            "fx": fx, "sensor_width_mm": _num(cam.get("sensor_width_mm")),
-            "focal_length_mm": _num(cam.get("focal_length_mm")),
-        })
+        rows.append(
+            {
+                "annotation_id": int(a["id"]),
+                "image_id": int(a["image_id"]),
+                "category": categories.get(int(a["category_id"]), str(a["category_id"])),
+                "width": w,
+                "height": h,
+                "box_area_px": bw * bh,
+                "box_area": bw * bh / (w * h),
+                "box_center_x": (x + bw / 2) / w,
+                "box_center_y": (y + bh / 2) / h,
+                "distance": _num(attrs.get("distance")),
+                "depth_median": _num(attrs.get("depth_median")),
+                "occlusion": _num(attrs.get("occlusion")),
+                "truncation": _num(attrs.get("truncation")),
+                "fx": fx,
+                "sensor_width_mm": _num(cam.get("sensor_width_mm")),
+                "focal_length_mm": _num(cam.get("focal_length_mm")),
+            }
+        )
     return _columns(rows, ("annotation_id", "image_id"))

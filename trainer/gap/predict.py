@@ -55,17 +55,28 @@ def cross_validate(x: np.ndarray, y: np.ndarray, kind: str, folds: int = 5, seed
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
         cv = KFold(min(folds, n), shuffle=True, random_state=seed)
         scores = cross_val_score(model, x, y, cv=cv, scoring="r2")
-        return {"metric": "r2", "score": float(scores.mean()), "std": float(scores.std()), "n": n,
-                "baseline": 0.0, "folds": len(scores)}
+        return {
+            "metric": "r2",
+            "score": float(scores.mean()),
+            "std": float(scores.std()),
+            "n": n,
+            "baseline": 0.0,
+            "folds": len(scores),
+        }
     _, counts = np.unique(y, return_counts=True)
     k = int(min(folds, counts.min()))
     if len(counts) < 2 or k < 2:
         raise GapError("needs at least two shapes with two boxes each")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    scores = cross_val_score(model, x, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
-                             scoring="accuracy")
-    return {"metric": "accuracy", "score": float(scores.mean()), "std": float(scores.std()), "n": n,
-            "baseline": float(counts.max() / n), "folds": len(scores)}
+    scores = cross_val_score(model, x, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed), scoring="accuracy")
+    return {
+        "metric": "accuracy",
+        "score": float(scores.mean()),
+        "std": float(scores.std()),
+        "n": n,
+        "baseline": float(counts.max() / n),
+        "folds": len(scores),
+    }
 
 
 def fit_predict(x: np.ndarray, y: np.ndarray, kind: str, x_new: np.ndarray) -> np.ndarray:
@@ -115,8 +126,9 @@ def predict_metadata(
     notes = check_classes(_cats(syn), _cats(rea))
     table = target_table(syn)
     if len(table["annotation_id"]) < MIN_SAMPLES:
-        raise GapError(f"the synthetic set has {len(table['annotation_id'])} boxes; predict-metadata needs at "
-                       f"least {MIN_SAMPLES}")
+        raise GapError(
+            f"the synthetic set has {len(table['annotation_id'])} boxes; predict-metadata needs at least {MIN_SAMPLES}"
+        )
     results: dict[str, dict[str, Any]] = {}
     features: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for spec in extractors:
@@ -148,8 +160,11 @@ def predict_metadata(
     predicted: dict[str, np.ndarray] = {}
     real_ids = next(iter(features.values()))[2]
     for target in targets:
-        scored = [(r["targets"][target]["score"], spec) for spec, r in results.items()
-                  if "score" in r["targets"].get(target, {})]
+        scored = [
+            (r["targets"][target]["score"], spec)
+            for spec, r in results.items()
+            if "score" in r["targets"].get(target, {})
+        ]
         if not scored or len(real_ids) == 0:
             continue
         spec = max(scored)[1]
@@ -165,16 +180,24 @@ def predict_metadata(
         csv_table[f"predicted_{target}"] = values
     write_metadata_csv(os.path.join(out, "real_metadata.csv"), csv_table)
     summary = {
-        "synthetic": synthetic, "real": real, "synthetic_boxes": int(len(table["annotation_id"])),
-        "real_boxes": int(len(real_ids)), "folds": folds, "extractors": results, "best_extractor": best,
-        "predicted_columns": [f"predicted_{t}" for t in predicted], "notes": notes + [
+        "synthetic": synthetic,
+        "real": real,
+        "synthetic_boxes": int(len(table["annotation_id"])),
+        "real_boxes": int(len(real_ids)),
+        "folds": folds,
+        "extractors": results,
+        "best_extractor": best,
+        "predicted_columns": [f"predicted_{t}" for t in predicted],
+        "notes": notes
+        + [
             "scores are cross-validated on synthetic boxes only; real labels inherit the extractor's own "
             "synthetic-to-real gap (seed 002: shape labels were rated poorly on real images)",
         ],
     }
     if any(r["random_init"] for r in results.values()):
-        summary["notes"].append("a random-init extractor was used: its scores show what colour/texture statistics "
-                                "alone predict")
+        summary["notes"].append(
+            "a random-init extractor was used: its scores show what colour/texture statistics alone predict"
+        )
     write_json_atomic(os.path.join(out, "predict_metadata.json"), summary, indent=2)
     return summary
 
@@ -200,4 +223,3 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def _cats(loaded: Any) -> dict[int, str]:
     return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}
-

@@ -50,8 +50,15 @@ def _plt() -> Any:
     return plt
 
 
-def overlay_histogram(edges: np.ndarray, p: np.ndarray, q: np.ndarray, title: str, log: bool,
-                      labels: tuple[str, str] = ("synthetic", "real"), xlabel: str = "value") -> str:
+def overlay_histogram(
+    edges: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    title: str,
+    log: bool,
+    labels: tuple[str, str] = ("synthetic", "real"),
+    xlabel: str = "value",
+) -> str:
     """Two normalised histograms on shared bins, synthetic blue, real red."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.6, 2.3))
@@ -132,7 +139,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "–"
-        if v != 0 and (abs(v) < 10 ** -digits or abs(v) >= 10**5):
+        if v != 0 and (abs(v) < 10**-digits or abs(v) >= 10**5):
             return f"{v:.{digits}g}"
         return f"{v:.{digits}f}"
     return esc(v)
@@ -168,9 +175,7 @@ def box(kind: str, text: str) -> str:
 def page(title: str, sections: Sequence[str]) -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        + "".join(sections)
-        + "</body></html>"
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>" + "".join(sections) + "</body></html>"
     )
 
 

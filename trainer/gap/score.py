@@ -24,8 +24,10 @@ from trainer.gap import GapError
 from trainer.gap import distances as dist
 
 SCORE_METADATA = ("box_area", "box_center_y", "box_center_x", "background_similarity")
-CAVEAT = ("seed 002 (5.5): the score separates datasets whose mAP differs a lot, but its correlation with mAP is "
-          "weak when datasets are close (it can even invert locally) and its variance is large")
+CAVEAT = (
+    "seed 002 (5.5): the score separates datasets whose mAP differs a lot, but its correlation with mAP is "
+    "weak when datasets are close (it can even invert locally) and its variance is large"
+)
 
 
 def _box_groups(meta: Any) -> list[np.ndarray]:
@@ -36,8 +38,9 @@ def _box_groups(meta: Any) -> list[np.ndarray]:
     return [np.asarray(index[int(i)], dtype=np.int64) for i in meta.images["image_id"]]
 
 
-def score_components(meta_syn: Any, meta_real: Any, d_rs: np.ndarray, d_rr: np.ndarray, k: int,
-                     syn_idx: np.ndarray, real_idx: np.ndarray) -> dict[str, float]:
+def score_components(
+    meta_syn: Any, meta_real: Any, d_rs: np.ndarray, d_rr: np.ndarray, k: int, syn_idx: np.ndarray, real_idx: np.ndarray
+) -> dict[str, float]:
     """Every score term on the images ``syn_idx`` / ``real_idx`` (indices may repeat: bootstrap)."""
     from trainer.gap.metadata import SPECS
 
@@ -90,8 +93,9 @@ def score(
     full = score_components(inputs.meta_syn, inputs.meta_real, d_rs, d_rr, k, np.arange(n_s), np.arange(n_r))
 
     def replicate(rng: np.random.Generator) -> float:
-        comp = score_components(inputs.meta_syn, inputs.meta_real, d_rs, d_rr, k,
-                                rng.integers(0, n_s, n_s), rng.integers(0, n_r, n_r))
+        comp = score_components(
+            inputs.meta_syn, inputs.meta_real, d_rs, d_rr, k, rng.integers(0, n_s, n_s), rng.integers(0, n_r, n_r)
+        )
         vals = [v for v in comp.values() if np.isfinite(v)]
         return float(np.mean(vals)) if vals else float("nan")
 
@@ -100,8 +104,14 @@ def score(
     if not vals:
         raise GapError("no score term could be computed (no boxes and no features?)")
     return {
-        "score": float(np.mean(vals)), "bootstrap": boot, "terms": full,
-        "extractor": ext.label, "random_init": ext.random_init,
-        "synthetic_images": n_s, "real_images": n_r, "caveat": CAVEAT,
-        "warnings": stability_warnings(inputs.meta_real), "notes": inputs.notes,
+        "score": float(np.mean(vals)),
+        "bootstrap": boot,
+        "terms": full,
+        "extractor": ext.label,
+        "random_init": ext.random_init,
+        "synthetic_images": n_s,
+        "real_images": n_r,
+        "caveat": CAVEAT,
+        "warnings": stability_warnings(inputs.meta_real),
+        "notes": inputs.notes,
     }

@@ -51,8 +51,9 @@ Z_MIN = 2.0
 # Reading results
 
 
-def find_results(run: str, real: str, device: str = "cpu", note: Callable[[str], None] = lambda s: None
-                 ) -> tuple[str, str]:
+def find_results(
+    run: str, real: str, device: str = "cpu", note: Callable[[str], None] = lambda s: None
+) -> tuple[str, str]:
     """``(kind, path)`` of the run's results on ``real``; evaluates the run first when there are none."""
     from trainer.data import dataset_name
 
@@ -83,16 +84,23 @@ def outcomes_classification(path: str, coco: dict[str, Any]) -> list[dict[str, A
         if missing:
             raise GapError(f"{path}: missing columns {sorted(missing)}")
         for r in reader:
-            rows.append({"image_id": int(r["image_id"]), "annotation_id": int(r["annotation_id"])
-                         if r["annotation_id"] not in ("", None) else None,
-                         "class": r["true"], "error": r["true"] != r["pred"], "pred": r["pred"]})
+            rows.append(
+                {
+                    "image_id": int(r["image_id"]),
+                    "annotation_id": int(r["annotation_id"]) if r["annotation_id"] not in ("", None) else None,
+                    "class": r["true"],
+                    "error": r["true"] != r["pred"],
+                    "pred": r["pred"],
+                }
+            )
     if not rows:
         raise GapError(f"{path} holds no predictions")
     return rows
 
 
-def outcomes_detection(path: str, coco: dict[str, Any], score_threshold: float = 0.5,
-                       iou_threshold: float = 0.5) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def outcomes_detection(
+    path: str, coco: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One row per real ground-truth box (missed = error), plus false positives per class."""
     from trainer.metrics import match_detections
 
@@ -107,8 +115,14 @@ def outcomes_detection(path: str, coco: dict[str, Any], score_threshold: float =
         if a.get("iscrowd", 0):
             continue
         hit = bool(m["matched"].get(a["id"], False))
-        rows.append({"image_id": int(a["image_id"]), "annotation_id": int(a["id"]),
-                     "class": names[int(a["category_id"])], "error": not hit})
+        rows.append(
+            {
+                "image_id": int(a["image_id"]),
+                "annotation_id": int(a["id"]),
+                "class": names[int(a["category_id"])],
+                "error": not hit,
+            }
+        )
     cats = sorted(names)
     fp = {names[c]: int(v) for c, v in zip(cats, m["fp"], strict=True)}
     return rows, fp
@@ -125,8 +139,16 @@ def class_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sub = [r for r in rows if r["class"] == cls]
         right = sum(not r["error"] for r in sub)
         lo, hi = wilson_interval(right, len(sub))
-        out.append({"class": cls, "n": len(sub), "errors": len(sub) - right, "rate": right / len(sub),
-                    "ci_low": lo, "ci_high": hi})
+        out.append(
+            {
+                "class": cls,
+                "n": len(sub),
+                "errors": len(sub) - right,
+                "rate": right / len(sub),
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     return sorted(out, key=lambda r: r["rate"])
 
 
@@ -148,10 +170,23 @@ def error_bins(values: np.ndarray, errors: np.ndarray, name: str, label: str, n_
         k = int(e[sel].sum())
         lo, hi = wilson_interval(k, n)
         z = (k - n * p0) / math.sqrt(n * p0 * (1 - p0)) if 0 < p0 < 1 else 0.0
-        out.append({"metadata": name, "label": label, "low": float(edges[i]), "high": float(edges[i + 1]),
-                    "position": "lowest" if i == 0 else ("highest" if last else "middle"), "n": n, "errors": k,
-                    "error_rate": k / n, "ci_low": lo, "ci_high": hi, "overall_error_rate": p0, "z": float(z),
-                    "flagged": bool(z >= Z_MIN and lo > p0)})
+        out.append(
+            {
+                "metadata": name,
+                "label": label,
+                "low": float(edges[i]),
+                "high": float(edges[i + 1]),
+                "position": "lowest" if i == 0 else ("highest" if last else "middle"),
+                "n": n,
+                "errors": k,
+                "error_rate": k / n,
+                "ci_low": lo,
+                "ci_high": hi,
+                "overall_error_rate": p0,
+                "z": float(z),
+                "flagged": bool(z >= Z_MIN and lo > p0),
+            }
+        )
     return out
 
 
@@ -162,8 +197,11 @@ def _join_metadata(rows: list[dict[str, Any]], meta: Any, coco: dict[str, Any]) 
     params = {int(im["id"]): ((im.get("blendset") or {}).get("params") or {}) for im in coco["images"]}
     cols: dict[str, np.ndarray] = {}
     for name, _ in BIN_METADATA:
-        table, key, index = ((meta.images, "image_id", img_index) if name.startswith("image_")
-                             else (meta.boxes, "annotation_id", box_index))
+        table, key, index = (
+            (meta.images, "image_id", img_index)
+            if name.startswith("image_")
+            else (meta.boxes, "annotation_id", box_index)
+        )
         if name not in table:
             continue
         vals = []
@@ -192,40 +230,55 @@ def _rules(bin_: dict[str, Any], base: Any) -> tuple[dict[str, Any], str] | None
     d = cam.distance
     if name == "box_area" and pos == "lowest":
         new = Range(d.min * 1.3, d.max * 1.6, d.distribution)
-        return ({"camera": dataclasses.replace(cam, distance=new)},
-                f"small boxes fail: camera distance {d.min:g}-{d.max:g} m -> {new.min:.3g}-{new.max:.3g} m "
-                "(farther cameras give smaller objects)")
+        return (
+            {"camera": dataclasses.replace(cam, distance=new)},
+            f"small boxes fail: camera distance {d.min:g}-{d.max:g} m -> {new.min:.3g}-{new.max:.3g} m "
+            "(farther cameras give smaller objects)",
+        )
     if name == "box_area" and pos == "highest":
-        return ({"camera": dataclasses.replace(cam, closeup_share=max(cam.closeup_share, 0.3))},
-                "large boxes (close-ups) fail: 30% close-up frames (seed 002 5.3.3: close-ups cut overlapping "
-                "predictions 307 -> 75)")
+        return (
+            {"camera": dataclasses.replace(cam, closeup_share=max(cam.closeup_share, 0.3))},
+            "large boxes (close-ups) fail: 30% close-up frames (seed 002 5.3.3: close-ups cut overlapping "
+            "predictions 307 -> 75)",
+        )
     if name in ("camera.distance",):
         new = Range(max(bin_["low"], 1e-3), max(bin_["high"], bin_["low"] + 1e-3), d.distribution)
-        return ({"camera": dataclasses.replace(cam, distance=new)},
-                f"frames at camera distance {bin_['low']:.3g}-{bin_['high']:.3g} m fail: render that range")
+        return (
+            {"camera": dataclasses.replace(cam, distance=new)},
+            f"frames at camera distance {bin_['low']:.3g}-{bin_['high']:.3g} m fail: render that range",
+        )
     if name == "camera.elevation_deg":
         lo, hi = max(-90.0, bin_["low"]), min(90.0, bin_["high"])
-        return ({"camera": dataclasses.replace(cam, elevation_deg=Range(lo, max(hi, lo)))},
-                f"frames at elevation {lo:.3g}-{hi:.3g} deg fail: render that range")
+        return (
+            {"camera": dataclasses.replace(cam, elevation_deg=Range(lo, max(hi, lo)))},
+            f"frames at elevation {lo:.3g}-{hi:.3g} deg fail: render that range",
+        )
     if name in ("image_brightness", "box_brightness", "lights.energy_w") and pos == "lowest":
         e = lights.energy_w
         new = Range(e.min * 0.2, max(e.min * 0.6, e.min * 0.2), e.distribution)
-        return ({"lights": dataclasses.replace(lights, energy_w=new)},
-                f"dark images fail: light energy {e.min:g}-{e.max:g} W -> {new.min:.3g}-{new.max:.3g} W")
+        return (
+            {"lights": dataclasses.replace(lights, energy_w=new)},
+            f"dark images fail: light energy {e.min:g}-{e.max:g} W -> {new.min:.3g}-{new.max:.3g} W",
+        )
     if name in ("image_brightness", "box_brightness", "lights.energy_w") and pos == "highest":
         e = lights.energy_w
         new = Range(e.max, e.max * 2.0, e.distribution)
-        return ({"lights": dataclasses.replace(lights, energy_w=new)},
-                f"bright images fail: light energy {e.min:g}-{e.max:g} W -> {new.min:.3g}-{new.max:.3g} W")
+        return (
+            {"lights": dataclasses.replace(lights, energy_w=new)},
+            f"bright images fail: light energy {e.min:g}-{e.max:g} W -> {new.min:.3g}-{new.max:.3g} W",
+        )
     if (name == "image_blur" and pos == "highest") or (name == "box_sharpness" and pos == "lowest"):
         post = base.post or PostRandomizer()
-        return ({"post": dataclasses.replace(post, blur_share=max(post.blur_share, 0.4))},
-                "blurred images fail: 40% of frames get a post blur")
+        return (
+            {"post": dataclasses.replace(post, blur_share=max(post.blur_share, 0.4))},
+            "blurred images fail: 40% of frames get a post blur",
+        )
     return None
 
 
-def build_plan(base: Any, classes: list[dict[str, Any]], bins: list[dict[str, Any]], count: int
-               ) -> tuple[Any, list[str], list[dict[str, Any]]]:
+def build_plan(
+    base: Any, classes: list[dict[str, Any]], bins: list[dict[str, Any]], count: int
+) -> tuple[Any, list[str], list[dict[str, Any]]]:
     """The plan config: one component per weak class, every component with the shifted sections."""
     from shared.config import DatasetConfig, MixtureComponent
 
@@ -238,8 +291,10 @@ def build_plan(base: Any, classes: list[dict[str, Any]], bins: list[dict[str, An
     for b in sorted((b for b in bins if b["flagged"]), key=lambda b: -b["z"]):
         rule = _rules(b, base)
         if rule is None:
-            reasons.append(f"{b['label']} {b['position']} bin fails ({b['error_rate']:.0%} errors) but has no "
-                           "automatic rule: consider it by hand")
+            reasons.append(
+                f"{b['label']} {b['position']} bin fails ({b['error_rate']:.0%} errors) but has no "
+                "automatic rule: consider it by hand"
+            )
             continue
         section_changes, why = rule
         taken = [s for s in section_changes if s in changes]
@@ -301,11 +356,21 @@ def suggest(
     plan, reasons, quotas = build_plan(base, classes, bins, count)
     save_config(plan, os.path.join(out, "plan.json"))
     summary = {
-        "run": run, "real": real, "results": path, "kind": kind, "samples": len(rows),
-        "overall_rate": float(1 - errors.mean()), "metric": "accuracy" if kind == "classify" else "recall",
-        "classes": classes, "false_positives": fp, "bins": bins,
-        "flagged_bins": [b for b in bins if b["flagged"]], "quotas": quotas, "changes": reasons,
-        "base": base_note, "count": count,
+        "run": run,
+        "real": real,
+        "results": path,
+        "kind": kind,
+        "samples": len(rows),
+        "overall_rate": float(1 - errors.mean()),
+        "metric": "accuracy" if kind == "classify" else "recall",
+        "classes": classes,
+        "false_positives": fp,
+        "bins": bins,
+        "flagged_bins": [b for b in bins if b["flagged"]],
+        "quotas": quotas,
+        "changes": reasons,
+        "base": base_note,
+        "count": count,
     }
     write_json_atomic(os.path.join(out, "suggest.json"), summary, indent=2)
     _write_text(os.path.join(out, "plan.md"), plan_markdown(summary))
@@ -315,38 +380,55 @@ def suggest(
 def plan_markdown(s: dict[str, Any]) -> str:
     metric = s["metric"]
     lines = [
-        "# Rendering plan", "",
+        "# Rendering plan",
+        "",
         f"Model run `{s['run']}` on real set `{s['real']}`: {s['samples']} samples, overall {metric} "
-        f"{s['overall_rate']:.3f}. Results read from `{s['results']}`.", "",
-        f"## Classes, worst {metric} first (95% Wilson interval)", "",
-        f"| class | n | errors | {metric} | 95% CI |", "|---|---|---|---|---|",
+        f"{s['overall_rate']:.3f}. Results read from `{s['results']}`.",
+        "",
+        f"## Classes, worst {metric} first (95% Wilson interval)",
+        "",
+        f"| class | n | errors | {metric} | 95% CI |",
+        "|---|---|---|---|---|",
     ]
     for c in s["classes"]:
-        lines.append(f"| {c['class']} | {c['n']} | {c['errors']} | {c['rate']:.3f} | "
-                     f"{c['ci_low']:.3f}-{c['ci_high']:.3f} |")
+        lines.append(
+            f"| {c['class']} | {c['n']} | {c['errors']} | {c['rate']:.3f} | {c['ci_low']:.3f}-{c['ci_high']:.3f} |"
+        )
     if s["false_positives"]:
-        lines += ["", "False positives per class (detections matching nothing): "
-                  + ", ".join(f"{k} {v}" for k, v in s["false_positives"].items())]
+        lines += [
+            "",
+            "False positives per class (detections matching nothing): "
+            + ", ".join(f"{k} {v}" for k, v in s["false_positives"].items()),
+        ]
     lines += ["", "## Where errors concentrate", ""]
     flagged = sorted(s["flagged_bins"], key=lambda b: -b["z"])
     if flagged:
         lines += ["| metadata | bin | n | error rate | overall | z |", "|---|---|---|---|---|---|"]
         for b in flagged:
-            lines.append(f"| {b['label']} | {b['position']} quartile [{b['low']:.3g}, {b['high']:.3g}] | {b['n']} | "
-                         f"{b['error_rate']:.2f} ({b['ci_low']:.2f}-{b['ci_high']:.2f}) | "
-                         f"{b['overall_error_rate']:.2f} | {b['z']:.1f} |")
+            lines.append(
+                f"| {b['label']} | {b['position']} quartile [{b['low']:.3g}, {b['high']:.3g}] | {b['n']} | "
+                f"{b['error_rate']:.2f} ({b['ci_low']:.2f}-{b['ci_high']:.2f}) | "
+                f"{b['overall_error_rate']:.2f} | {b['z']:.1f} |"
+            )
     else:
-        lines.append("No metadata bin has a significantly higher error rate (z >= 2 with its interval above the "
-                     "overall rate); the plan only adds frames of the weak classes.")
+        lines.append(
+            "No metadata bin has a significantly higher error rate (z >= 2 with its interval above the "
+            "overall rate); the plan only adds frames of the weak classes."
+        )
     lines += ["", f"## The plan: {s['count']} frames", ""]
     for q in s["quotas"]:
         lines.append(f"- **{q['class']}**: {q['frames']} frames (weight {q['weight']:.2f}, its share of the errors)")
     lines += [""] + [f"- {r}" for r in s["changes"]]
-    lines += ["", f"{s['base']}.", "",
-              "Render it with `blendset render --config plan.json --out more/` plus the `--scene`/`--scene-script` "
-              "that rendered the training set, and train on the union. Seed 000 did "
-              "this by hand (about 200 renders of its weakest class raised bear accuracy 0.535 -> 0.648); "
-              "check the gain with `blendset eval` on the same real set.", ""]
+    lines += [
+        "",
+        f"{s['base']}.",
+        "",
+        "Render it with `blendset render --config plan.json --out more/` plus the `--scene`/`--scene-script` "
+        "that rendered the training set, and train on the union. Seed 000 did "
+        "this by hand (about 200 renders of its weakest class raised bear accuracy 0.535 -> 0.648); "
+        "check the gain with `blendset eval` on the same real set.",
+        "",
+    ]
     return "\n".join(lines)
 
 
