@@ -658,7 +658,7 @@ class BLENDSET_OT_generate(bpy.types.Operator):
 
         if event.type == "ESC" or (self.cancel_after and self._job.done >= self.cancel_after):
             return self._end_modal(context, cancelled=True)
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if self._job.finished:
             return self._end_modal(context, cancelled=False)
@@ -666,6 +666,9 @@ class BLENDSET_OT_generate(bpy.types.Operator):
             self._step(context)
         except EngineError as err:
             self.report({"ERROR"}, str(err))
+            return self._end_modal(context, cancelled=True)
+        except Exception as err:  # never leave the job open: the scene would stay randomized
+            self.report({"ERROR"}, f"Generate stopped: {type(err).__name__}: {err}")
             return self._end_modal(context, cancelled=True)
         context.window_manager.progress_update(self._job.done)
         context.workspace.status_text_set(_status(self._job))

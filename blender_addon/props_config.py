@@ -273,11 +273,7 @@ def _property_for(field: Field, default: Any) -> dict[str, Any]:
             field.name: bpy.props.EnumProperty(name=name, description=desc, items=_enum_items(field), default=default)
         }
     if k == "enum_set":
-        return {
-            field.name: bpy.props.EnumProperty(
-                name=name, description=desc, items=_enum_items(field), options={"ENUM_FLAG"}, default=set(default)
-            )
-        }
+        return _enum_set_properties(field, name, desc, default)
     if k == "vector":
         if field.elem is int:
             return {
@@ -319,6 +315,32 @@ def _property_for(field: Field, default: Any) -> dict[str, Any]:
             f"{field.name}_index": bpy.props.IntProperty(name=f"Active {name.lower()}", min=0),
         }
     raise TypeError(f"{field.path}: unhandled kind {k}")  # pragma: no cover - field_kind covers every kind
+
+
+def _enum_set_properties(field: Field, name: str, desc: str, default: tuple[str, ...]) -> dict[str, Any]:
+    """A list of choices (``lights.types``) as toggle buttons. The buttons edit a set, but the config is an
+    ordered list (order and repeats change what is drawn), so the list itself is kept in a hidden string
+    ``<name>_order`` that the buttons read and edit: unchanged entries keep their place, new ones go last."""
+    order_name = f"{field.name}_order"
+    bits = {c: 1 << i for i, c in enumerate(field.choices)}
+
+    def get(self: Any) -> int:
+        chosen = set(getattr(self, order_name).split(NAME_SEPARATOR))
+        return sum(bit for c, bit in bits.items() if c in chosen)
+
+    def set_(self: Any, mask: int) -> None:
+        chosen = {c for c, bit in bits.items() if mask & bit}
+        kept = [c for c in getattr(self, order_name).split(NAME_SEPARATOR) if c in chosen]
+        added = [c for c in field.choices if c in chosen and c not in kept]
+        setattr(self, order_name, NAME_SEPARATOR.join(kept + added))
+
+    items = [(v, n, d, "NONE", bits[v]) for v, n, d in _enum_items(field)]
+    return {
+        order_name: bpy.props.StringProperty(default=NAME_SEPARATOR.join(default), options={"HIDDEN"}),
+        field.name: bpy.props.EnumProperty(
+            name=name, description=desc, items=items, options={"ENUM_FLAG"}, get=get, set=set_
+        ),
+    }
 
 
 def _group(cls: type, path: str, optional: bool) -> type:
@@ -396,7 +418,7 @@ def _read_field(pg: Any, field: Field) -> Any:
     if k == "names":
         return [n.strip() for n in v.split(NAME_SEPARATOR) if n.strip()]
     if k == "enum_set":
-        return [c for c in field.choices if c in v]
+        return [c for c in getattr(pg, f"{field.name}_order").split(NAME_SEPARATOR) if c]
     if k == "vector":
         return [_f32(x) for x in v] if field.elem is float else list(v)
     if k == "literal_or_point":
@@ -444,7 +466,7 @@ def _write_field(pg: Any, field: Field, v: Any, where: str) -> None:
             raise cfg.ConfigError(where, f"the panel cannot hold names with commas or outer spaces: {bad[0]!r}")
         setattr(pg, field.name, NAME_SEPARATOR.join(v))
     elif k == "enum_set":
-        setattr(pg, field.name, set(v))
+        setattr(pg, f"{field.name}_order", NAME_SEPARATOR.join(v))
     elif k == "vector":
         setattr(pg, field.name, v)
     elif k == "literal_or_point":

@@ -258,13 +258,13 @@ class VIEW3D_PT_blendset_run(_Tab, bpy.types.Panel):
         row.scale_y = 1.4
         row.operator("blendset.generate", icon="RENDER_ANIMATION")
         if progress.running or progress.message:
-            layout.progress(
-                factor=progress.fraction,
-                type="BAR",
-                text=f"{progress.done}/{progress.total}  ETA {progress.eta_s:.0f} s"
-                if progress.running
-                else progress.message,
-            )
+            if not progress.running:
+                text = progress.message
+            elif progress.done:
+                text = f"{progress.done}/{progress.total} frames, about {progress.eta_s:.0f} s left"
+            else:
+                text = f"0/{progress.total} frames, estimating time"
+            layout.progress(factor=progress.fraction, type="BAR", text=text)
 
 
 def _section_panel(field: props_config.Field) -> type:

@@ -157,6 +157,57 @@ def main() -> None:
     assert pg.camera.distance.min == 7.0  # the failed import changed nothing
     result["exported"], result["exported_again"] = exported, again
 
+    # -- every kind of setting survives scene -> config -> scene (a config using all of them) ---------------------
+    props_config = importlib.import_module(f"{module}.props_config")
+    config_mod = importlib.import_module(f"{module}.shared.config")
+    rich = {
+        "name": "rich",
+        "seed": 12345,
+        "count": 7,
+        "label_properties": False,
+        "classes": [
+            {"name": "a", "id": 0, "objects": ["Cube", "Cone"], "collections": ["Set"], "color": [0.25, 0.5, 1]},
+            {"name": "b", "id": 3},
+        ],
+        "render": {
+            "engine": "BLENDER_WORKBENCH",
+            "resolution": [33, 17],
+            "samples": 3,
+            "denoise": True,
+            "alpha_threshold": 0.125,
+            "threads": 2,
+        },
+        "output": {"image_format": "JPEG", "jpeg_quality": 77, "depth_float": "npy", "normals": True, "yolo": True},
+        "camera": {
+            "mode": "orbit",
+            "look_at": [0.5, -1.25, 2.0],
+            "distance": {"min": 0.3, "max": 12.7, "distribution": "loguniform"},
+            "closeup_share": 0.35,
+            "roll_deg": {"min": -5, "max": 5, "distribution": "normal"},
+        },
+        "lights": {"types": ["SUN", "SPOT"], "count": {"min": 0, "max": 9}, "keep_scene_lights": True},
+        "background": {"mode": "images", "image_dir": "/somewhere/photos", "hdri_dir": "/x/hdr"},
+        "distractors": {"primitives": ["monkey", "torus"], "mesh_dir": "/m", "region_min": [-3.5, -2, 0.1]},
+        "weather": {"kinds": ["fog"], "share": 0.1},
+        "post": {"noise_std": {"min": 0.001, "max": 0.002}},
+        "filters": {"min_visible_pixels": 9, "max_occlusion": 0.75, "drop_empty_frames": True},
+        "mixture": [
+            {"weight": 2.5, "name": "close", "camera": {"closeup_share": 1.0}, "classes": ["a"]},
+            {"weight": 0.5, "post": {"blur_share": 1.0}},
+        ],
+        "preset": "all",
+    }
+    rich_config = config_mod.DatasetConfig.from_dict(rich)
+    scratch = bpy.data.scenes.new("roundtrip")
+    scratch.blendset.config.camera.distance.min = 1.0  # touch it so the group exists
+    props_config.config_to_scene(rich_config, scratch)
+    got, want = props_config.config_from_scene(scratch).to_dict(), rich_config.to_dict()
+    assert got == want, [(k, got[k], want[k]) for k in want if got[k] != want[k]]
+    lights = scratch.blendset.config.lights  # toggling buttons keeps the list's order: kept ones stay, new go last
+    lights.types = {"SPOT", "AREA"}
+    assert lights.types == {"SPOT", "AREA"} and lights.types_order == "SPOT,AREA", lights.types_order
+    bpy.data.scenes.remove(scratch)
+
     # -- preview ------------------------------------------------------------------------------------------------
     s.output_dir = os.path.join(work, "dataset") + os.sep
     before = fingerprint(scene)

@@ -132,10 +132,51 @@ def shoot() -> float | None:
         # Blender's own screenshot reads the GL front buffer, which is black under Xvfb's software GL: grab
         # the X display instead (ImageMagick's import, installed in the Blender chroot).
         subprocess.run(["import", "-window", "root", os.path.join(OUT, "window.png")], check=True, timeout=60)
-        bpy.app.timers.register(quit_blender, first_interval=0.5)
+        bpy.app.timers.register(start_generate, first_interval=0.5)
     except Exception:
         fail()
     return None
+
+
+STATE = {"esc_sent": False}
+
+
+def start_generate() -> float | None:
+    """Generate through the modal operator (timer-driven, as a click runs it), then Esc after two frames."""
+    try:
+        win, area = view3d()
+        region = next(r for r in area.regions if r.type == "UI")
+        pg = bpy.context.scene.blendset.config
+        pg.count, pg.render.resolution, pg.render.samples = 4, (64, 48), 1
+        with bpy.context.temp_override(window=win, area=area, region=region):
+            assert bpy.ops.blendset.generate("INVOKE_DEFAULT") == {"RUNNING_MODAL"}
+        bpy.app.timers.register(watch_generate, first_interval=0.2)
+    except Exception:
+        fail()
+    return None
+
+
+def watch_generate() -> float | None:
+    try:
+        progress = bpy.context.window_manager.blendset_progress
+        if progress.running and progress.done >= 2 and not STATE["esc_sent"]:  # after a redraw showed frame 1
+            subprocess.run(["import", "-window", "root", os.path.join(OUT, "generating.png")], check=True, timeout=60)
+            subprocess.run(["xdotool", "key", "Escape"], check=True, timeout=30)
+            STATE["esc_sent"] = True
+        if not progress.running:
+            done = {
+                "done": progress.done,
+                "total": progress.total,
+                "message": progress.message,
+                "esc_sent": STATE["esc_sent"],
+            }
+            with open(os.path.join(OUT, "generate.json"), "w") as f:
+                json.dump(done, f)
+            bpy.app.timers.register(quit_blender, first_interval=0.2)
+            return None
+    except Exception:
+        fail()
+    return 0.2
 
 
 def quit_blender() -> None:
@@ -143,8 +184,15 @@ def quit_blender() -> None:
     os._exit(0)
 
 
+def watchdog() -> None:
+    print("panel_screenshot.py: gave up after 150 s (a step never finished)")
+    sys.stdout.flush()
+    os._exit(3)
+
+
 try:
     os.makedirs(OUT, exist_ok=True)
+    bpy.app.timers.register(watchdog, first_interval=150.0)
     setup()
     bpy.app.timers.register(open_tab, first_interval=1.0)
 except Exception:

@@ -76,7 +76,19 @@ def test_panel_screenshot(blender_binary: str, tmp_path) -> None:
     cube = np.array([0.9, 0.3, 0.1]) * 255  # the class colour boxes and names are drawn in
     assert (np.abs(preview - cube).max(axis=2) <= 2).sum() > 20
 
+    # Generate ran as a modal operator from a click, and Esc after two frames cancelled it cleanly
+    run = json.loads((out / "generate.json").read_text())
+    assert run["esc_sent"] and run["message"].startswith("Cancelled"), run
+    assert 2 <= run["done"] < run["total"] == 4, run
+    dataset = out / "dataset"
+    coco = json.loads((dataset / "annotations.json").read_text())
+    assert len(coco["images"]) == len(os.listdir(dataset / "frames")) == run["done"]
+
     os.makedirs(ARTIFACTS, exist_ok=True)
+    generating = Image.open(out / "generating.png").convert("RGB")
+    generating.crop((region["x"], top, region["x"] + region["width"], top + region["height"])).save(
+        os.path.join(ARTIFACTS, "blendset_generating.png")
+    )
     panel.save(os.path.join(ARTIFACTS, "blendset_panel.png"))
     window.save(os.path.join(ARTIFACTS, "blendset_window.png"))
     shutil.copy(out / "preview.png", os.path.join(ARTIFACTS, "blendset_preview.png"))
