@@ -53,7 +53,7 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
-            raise RuntimeError("--tensorboard needs the 'tensorboard' package (pip install tensorboard)") from exc
+            raise ValueError("--tensorboard needs the 'tensorboard' package (pip install tensorboard)") from exc
         self.writer = SummaryWriter(folder)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:

@@ -112,9 +112,13 @@ def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, wor
     model = build_detector_from_checkpoint(ckpt).to(device)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=detection_collate)
-    results = predict_detection(model, loader, device, categories)
+    masks = bool(ckpt.get("masks", False))
+    results = predict_detection(model, loader, device, categories, masks=masks)
     gt = ds.coco_ground_truth()
     coco = coco_evaluate(gt, results)
+    segm = None
+    if masks and all(a.get("segmentation") for a in gt["annotations"]):
+        segm = coco_evaluate(gt, results, iou_type="segm")["summary"]
     match = match_detections(gt, results, iou_threshold, score_threshold)
     prf = precision_recall_f1(match["tp"], match["fp"], match["fn"])
     overall = precision_recall_f1(match["tp"].sum(), match["fp"].sum(), match["fn"].sum())
@@ -140,7 +144,7 @@ def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, wor
         plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("recall", "AP50"))
     return {
         "images": len(ds), "detections": len(results), "score_threshold": score_threshold,
-        "iou_threshold": iou_threshold, "coco": coco["summary"],
+        "iou_threshold": iou_threshold, "coco": coco["summary"], "coco_segm": segm,
         "at_iou": {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
                    "tp": int(match["tp"].sum()), "fp": int(match["fp"].sum()), "fn": int(match["fn"].sum())},
         "per_class": rows, "confusion_matrix": {"labels": labels, "matrix": match["confusion"].tolist()},

@@ -147,3 +147,18 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoint.pth"):
         load_checkpoint(str(tmp_path / "empty_run"))
+
+
+def test_mask_rcnn_trains_and_reports_mask_ap(shapes_dataset, tmp_path):
+    from trainer.detect import train_detector
+    from trainer.evaluate import evaluate_run
+
+    run = str(tmp_path / "mask")
+    summary = train_detector([shapes_dataset], run, model="maskrcnn_resnet50_fpn", epochs=1, batch_size=2,
+                             min_size=64, max_size=64, augment="hflip", workers=0, device="cpu", warmup_iters=0,
+                             max_steps_per_epoch=2, lr=0.005)
+    assert "loss_mask" in summary["history"][0]["train"]
+    metrics = evaluate_run(run, shapes_dataset, device="cpu", score_threshold=0.0)
+    assert set(metrics["coco_segm"]) >= {"mAP", "AP50"}
+    dets = json.load(open(os.path.join(metrics["out_dir"], "detections.json")))
+    assert all("segmentation" in d for d in dets)
