@@ -439,15 +439,17 @@ def evaluate_regression(
     """Score a regressor on a dataset and write metrics.json, errors.csv and plots into ``out_dir``.
 
     Errors are in each target's units and in normalized units (the training range mapped to [-1, 1]).
-    ``by_attribute``: recorded parameters to plot the error against (default: every parameter that varies in
-    the dataset, at most 8). Returns the metrics dict: per target MAE/RMSE for the model and the naive baseline,
-    and the overall normalized MSE of both.
+    ``by_attribute``: recorded parameters to plot the error against, ``NAME`` or ``NAME:BINS`` (default: every
+    parameter that varies in the dataset, at most 8). ``device`` may be ``auto``. Returns the metrics dict: per
+    target MAE/RMSE for the model and the naive baseline, and the overall normalized MSE of both.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model, ckpt = load_regressor(run_dir, device)
     names = list(ckpt["targets"])
     scaler = TargetScaler.from_dict(names, ckpt["target_ranges"])
@@ -481,6 +483,8 @@ def evaluate_regression(
     mse, naive_mse = float(sq_model.mean()), float(sq_naive.mean())
     metrics = {
         "task": "regress",
+        "dataset": os.path.basename(os.path.normpath(data_path)),
+        "out_dir": os.path.abspath(out_dir),
         "data": os.path.abspath(data_path),
         "checkpoint_epoch": ckpt.get("epoch"),
         "images": len(records.paths),
@@ -499,7 +503,8 @@ def evaluate_regression(
     plots = [_plot_distribution(plt, out_dir, names, err_model, err_naive)]
     per_sample = sq_model.mean(axis=1)
     per_sample_naive = sq_naive.mean(axis=1)
-    attributes = list(by_attribute) if by_attribute else _varying_params(records)[:8]
+    # ``blendset eval --by-attribute`` passes ATTR[:BINS]; the curve is a moving average, so bins are not needed.
+    attributes = [a.split(":", 1)[0] for a in by_attribute] if by_attribute else _varying_params(records)[:8]
     for attr in attributes:
         x = records.values([attr])[:, 0]
         plots.append(_plot_vs(plt, out_dir, attr, x, per_sample, per_sample_naive))
