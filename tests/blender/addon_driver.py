@@ -253,6 +253,15 @@ def main() -> None:
     bpy.ops.preferences.addon_disable(module=module)
     assert not hasattr(bpy.types.Scene, "blendset")
     del addon
+    # the legacy add-on route (manifest ignored, bl_info read) installs the same zip as module "blendset"
+    assert bpy.ops.preferences.addon_install(filepath=zip_path) == {"FINISHED"}
+    bpy.ops.preferences.addon_enable(module="blendset")
+    assert hasattr(bpy.types.Scene, "blendset") and sys.modules["blendset"].bl_info["name"] == "Blendset"
+    select_only(["Ground"])
+    assert bpy.ops.blendset.label_selected(class_name="floor", class_id=5) == {"FINISHED"}
+    bpy.ops.preferences.addon_disable(module="blendset")
+    assert not hasattr(bpy.types.Scene, "blendset")
+    result["legacy_install"] = True
     with open(os.path.join(work, "result.json"), "w") as f:
         json.dump(result, f, indent=2)
     print("ADDON_DRIVER_OK")

@@ -58,6 +58,7 @@ def test_every_operator_on_the_installed_addon(kind: str, addon_zip: str, tmp_pa
     proc = run_blender(kind, DRIVER, [addon_zip, str(work)], timeout=400)
     assert "ADDON_DRIVER_OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((work / "result.json").read_text())
+    assert result["legacy_install"]
 
     # export -> import -> export gives the same file, and it is a config the engine accepts
     exported = open(result["exported"], "rb").read()
