@@ -14,6 +14,8 @@ Units: ``m`` metres, ``mm`` millimetres, ``deg`` degrees, ``W`` watts, ``K`` kel
 
 from __future__ import annotations
 
+import json
+
 SECTION_NAMES = ("camera", "pose", "lights", "materials", "background", "distractors", "weather", "post")
 
 DOCS: dict[str, tuple[str, str]] = {
@@ -188,3 +190,49 @@ def tooltip(path: str, value_type: str | None = None) -> str:
 def unit_label(path: str) -> str:
     """Short unit shown next to a field's label in the panel (``m``, ``°``, ``0..1``) or ``""``."""
     return UNIT_LABELS[doc(path)[1]]
+
+
+def reference_markdown() -> str:
+    """The config reference as a Markdown table (field path, type, default, unit, description), walked from the
+    schema itself so it lists every field: ``python -m shared.config_docs`` prints it for the README."""
+    import dataclasses
+    import typing
+
+    from . import config
+
+    rows = ["| Field | Default | Unit | Description |", "|---|---|---|---|"]
+
+    def fmt(value: object) -> str:
+        if dataclasses.is_dataclass(value):
+            return "`" + json.dumps(config._dump(value)) + "`"
+        if isinstance(value, tuple):
+            return "`" + json.dumps(list(value)) + "`"
+        return "`" + json.dumps(value) + "`"
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            path = prefix + f.name
+            text, unit = doc(path)
+            default = "(required)" if f.default is dataclasses.MISSING else fmt(f.default)
+            rows.append(f"| `{path}` | {default} | {unit} | {text} |")
+            inner = [a for a in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(a)]
+            inner += [
+                a for t in typing.get_args(hints[f.name]) for a in typing.get_args(t) if dataclasses.is_dataclass(a)
+            ]
+            sub = next(iter(inner), None)
+            if sub is not None and sub not in (config.Range, config.IntRange) and not path.startswith("mixture."):
+                walk(sub, path + ".")
+
+    walk(config.DatasetConfig, "")
+    rows.append("")
+    rows.append(
+        'Ranges are objects `{"min", "max", "distribution"}` (`uniform`, `normal`, `loguniform`); count '
+        'ranges are `{"min", "max"}`. A mixture component\'s sections take the same fields as the base '
+        "sections."
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

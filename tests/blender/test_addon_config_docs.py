@@ -62,3 +62,12 @@ def test_units_reach_the_tooltip() -> None:
     assert config_docs.tooltip("mixture[2].camera.elevation_deg").endswith("(deg)")
     assert config_docs.doc("lights.energy_w.min", "Range") == ("Lowest value drawn", "W")
     assert config_docs.unit_label("camera.azimuth_deg") == "°"
+
+
+def test_reference_table_lists_every_field() -> None:
+    table = config_docs.reference_markdown()
+    for path, value_type in _schema_paths():
+        if value_type is None and not (path.startswith("mixture.") and path.count(".") > 1):
+            assert f"| `{path}` |" in table, path
+    assert '| `camera.distance` | `{"min": 4.0, "max": 8.0, "distribution": "uniform"}` | m |' in table
+    assert "| `camera` | `null` (off) |" in table
