@@ -214,14 +214,21 @@ def reference_markdown() -> str:
         for f in dataclasses.fields(cls):
             path = prefix + f.name
             text, unit = doc(path)
-            default = "(required)" if f.default is dataclasses.MISSING else fmt(f.default)
-            rows.append(f"| `{path}` | {default} | {unit} | {text} |")
-            inner = [a for a in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(a)]
-            inner += [
-                a for t in typing.get_args(hints[f.name]) for a in typing.get_args(t) if dataclasses.is_dataclass(a)
-            ]
+            tp = hints[f.name]
+            inner = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+            inner += [a for t in typing.get_args(tp) for a in typing.get_args(t) if dataclasses.is_dataclass(a)]
             sub = next(iter(inner), None)
-            if sub is not None and sub not in (config.Range, config.IntRange) and not path.startswith("mixture."):
+            section = sub is not None and sub not in (config.Range, config.IntRange)
+            if f.default is dataclasses.MISSING:
+                default = "(required)"
+            elif section and f.default is None:
+                default = "`null` (off)"
+            elif section and dataclasses.is_dataclass(f.default):
+                default = "(section)"
+            else:
+                default = fmt(f.default)
+            rows.append(f"| `{path}` | {default} | {unit} | {text} |")
+            if section and not path.startswith("mixture."):
                 walk(sub, path + ".")
 
     walk(config.DatasetConfig, "")
