@@ -59,7 +59,7 @@ def config(variant: str = "geometry") -> dict:
         "seed": 3,
         "count": 1,
         "render": {"resolution": list(RESOLUTION), "samples": 2},
-        "output": {"depth_float": "npy"},
+        "output": {"depth_float": "npy", "normals": True, "polygons": True, "yolo": True},
         "filters": {"min_visible_pixels": 1},
     }
 

@@ -48,6 +48,7 @@ def geometry(request, tmp_path_factory) -> dict:
         "semantic": np.array(Image.open(os.path.join(out, "semantic", "000000.png"))),
         "depth_mm": np.array(Image.open(os.path.join(out, "depth", "000000.png"))),
         "depth": np.load(os.path.join(out, "depth", "000000.npy")),
+        "normals": np.load(os.path.join(out, "normals", "000000.npy")),
     }
 
 
@@ -126,6 +127,26 @@ def test_depth_of_the_ground_plane(geometry):
     cy, cx = box[1] + box[3] // 2, box[0] + box[2] // 2
     assert depth[cy, cx] == pytest.approx(S.CAMERA_Z - 1.0, rel=0.01)
     assert inst[cy, cx] == geometry["anns"]["BoxA"]["attributes"]["instance_id"]
+
+
+def test_normals_in_camera_space(geometry):
+    """The ground faces the camera, which looks down -Z: its camera-space normal is +Z."""
+    n = geometry["normals"]
+    assert n.dtype == np.float16 and n.shape == (S.RESOLUTION[1], S.RESOLUTION[0], 3)
+    assert np.allclose(n[1:5, 1:5].astype(np.float32), [0.0, 0.0, 1.0], atol=0.01)
+
+
+def test_yolo_and_polygon_exports(geometry):
+    out, anns = geometry["out"], geometry["coco"]["annotations"]
+    with open(os.path.join(out, "yolo", "classes.txt")) as f:
+        assert f.read().split() == ["box", "panel", "alpha", "widget", "stud"]
+    with open(os.path.join(out, "yolo", "labels", "000000.txt")) as f:
+        assert len(f.read().splitlines()) == len(anns)
+    for a in anns:  # polygons follow the visible pixels: inside the box
+        x, y, w, h = a["bbox"]
+        pts = np.array([v for poly in a["polygons"] for v in poly]).reshape(-1, 2)
+        assert pts[:, 0].min() >= x and pts[:, 0].max() <= x + w
+        assert pts[:, 1].min() >= y and pts[:, 1].max() <= y + h
 
 
 def test_masks_equal_pycocotools_decoding(geometry):
