@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # blendset_testing; appended: never shadows packages
 from blendset_testing import TINY, find_blender_binary, have_bpy_module, render_basic, write_config  # noqa: E402
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path[:0] = [os.path.dirname(__file__), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+sys.path += [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 import engine_scene as S  # noqa: E402
 from blendset_testing import BLENDER_KINDS, HEADLESS, run_blender  # noqa: E402
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from blendset_testing import BASIC_SCENE, BLENDER_KINDS, HEADLESS, TINY, run_blender, write_config  # noqa: E402
 
 pytestmark = pytest.mark.blender
