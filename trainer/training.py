@@ -63,10 +63,14 @@ def open_sources(sources: list[tuple[str, float | None]], make: Callable[[str], 
 
 def mixing_sampler(datasets: list, ratios: list[float | None], batch_size: int, balanced: bool, seed: int,
                    dist: DistInfo, epoch_size: int | None = None) -> MixingSampler:
+    """Draws per epoch are rounded up to whole global batches: every batch is full and mixed as asked (a last
+    batch of one sample would also break BatchNorm)."""
     weights = [class_balanced_weights(sample_labels(ds)) for ds in datasets] if balanced else None
-    return MixingSampler([len(ds) for ds in datasets], ratios, num_samples=epoch_size,
-                         block_size=batch_size * dist.world_size, weights=weights, seed=seed, rank=dist.rank,
-                         world_size=dist.world_size)
+    block = batch_size * dist.world_size
+    draws = epoch_size or sum(len(ds) for ds in datasets)
+    draws = math.ceil(draws / block) * block
+    return MixingSampler([len(ds) for ds in datasets], ratios, num_samples=draws, block_size=block,
+                         weights=weights, seed=seed, rank=dist.rank, world_size=dist.world_size)
 
 
 def train_loader(datasets: list, sampler: MixingSampler, batch_size: int, workers: int, collate, seed: int,
