@@ -156,6 +156,7 @@ class VIEW3D_PT_blendset_labels(_Tab, bpy.types.Panel):
         layout = self.layout
         s = _settings(context)
         col = layout.column(align=True)
+        col.label(text="Class for the selection (name, id, colour)")
         row = col.row(align=True)
         row.prop(s, "label_name", text="")
         row.prop(s, "label_id", text="Id")

@@ -43,6 +43,18 @@ def _ui_command(binary: str, script_args: list[str]) -> tuple[list[str], dict[st
     return ["bash", runner, SIZE, *script_args], env
 
 
+def _columns(image, n: int):
+    """The tall sidebar cut into ``n`` side-by-side columns (easier to read in a README)."""
+    from PIL import Image
+
+    w, h = image.size
+    step = -(-h // n)
+    sheet = Image.new("RGB", (w * n + 8 * (n - 1), step), (40, 40, 40))
+    for i in range(n):
+        sheet.paste(image.crop((0, i * step, w, min(h, (i + 1) * step))), (i * (w + 8), 0))
+    return sheet
+
+
 @pytest.mark.blender
 def test_panel_screenshot(blender_binary: str, tmp_path) -> None:
     from PIL import Image
@@ -91,4 +103,5 @@ def test_panel_screenshot(blender_binary: str, tmp_path) -> None:
     )
     panel.save(os.path.join(ARTIFACTS, "blendset_panel.png"))
     window.save(os.path.join(ARTIFACTS, "blendset_window.png"))
+    _columns(panel, 3).save(os.path.join(ARTIFACTS, "blendset_panel_columns.png"))
     shutil.copy(out / "preview.png", os.path.join(ARTIFACTS, "blendset_preview.png"))
