@@ -24,7 +24,14 @@ from trainer.checkpoint import (
     load_model_state,
     save_checkpoint,
 )
-from trainer.data import align_categories, class_balanced_weights, dataset_name, describe_skips, sample_labels
+from trainer.data import (
+    ImageFolderDataset,
+    align_categories,
+    class_balanced_weights,
+    dataset_name,
+    describe_skips,
+    sample_labels,
+)
 from trainer.distributed import DistInfo, barrier, broadcast_object
 from trainer.engine import MetricsLog, TensorBoardLog, train_one_epoch
 from trainer.sampling import MixingSampler, parse_source
@@ -55,9 +62,14 @@ def open_sources(sources: list[tuple[str, float | None]], make: Callable[[str], 
         note(describe_skips(dataset_name(path), ds.skipped))
         if len(ds) == 0:
             raise RunError(f"{path}: no usable samples")
-        if datasets:
-            align_categories(datasets[0].categories, ds, sources[0][0], path)
         datasets.append(ds)
+    # the class list comes from the first COCO source (its ids mean something); ImageFolders follow it by name
+    ref = next((i for i, ds in enumerate(datasets) if not isinstance(ds, ImageFolderDataset)), 0)
+    for i, ds in enumerate(datasets):
+        if i != ref:
+            align_categories(datasets[ref].categories, ds, sources[ref][0], sources[i][0])
+    if ref != 0:
+        align_categories(datasets[ref].categories, datasets[0], sources[ref][0], sources[0][0])
     return datasets
 
 

@@ -47,3 +47,19 @@ def test_training_lists_skipped_items_with_reasons(make_shapes, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--skip-bad"])
     assert result.exit_code == 0, result.output
     assert "skipped 2 (1 x bad_bbox, 1 x unknown_category)" in result.output
+
+
+def test_classify_mixes_imagefolder_and_coco_and_evaluates_imagefolder(shapes_val_dataset, tmp_path):
+    runner = CliRunner()
+    crops = str(tmp_path / "crops")
+    assert runner.invoke(cli, ["export", "imagefolder", "--data", shapes_val_dataset, "-o", crops]).exit_code == 0
+    run = str(tmp_path / "run")
+    result = runner.invoke(cli, ["train", "classify", "--train", crops, "--train", f"{shapes_val_dataset}:0.5",
+                                 "--val", crops, "--out", run, "--model", "mobilenet_v3_small", "--image-size", "32",
+                                 "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["eval", "--model", run, "--data", crops, "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = open(os.path.join(run, "eval", "crops", "predictions.csv")).read().splitlines()
+    assert rows[0] == "index,image_id,annotation_id,true,pred,score" and len(rows) == 1 + 13
+    assert rows[1].split(",")[2] == ""  # ImageFolder samples have no annotation id
