@@ -98,14 +98,14 @@ class DatasetRenderer:
             self.config.check_paths()
         except ConfigError as e:
             raise EngineError(e.message, e.path) from None
-        prepare_output(self.out_dir, self.config.output.normals)
-        self._write_config()
-        _remove_stale_temp_dirs(self.out_dir)
-        self._tmp = os.path.join(self.out_dir, f"{TEMP_PREFIX}{os.getpid()}")
-        os.makedirs(self._tmp, exist_ok=True)
         self._base = SceneState()
         try:
-            self._setup_scene()
+            self._setup_scene()  # scene problems first: a folder is created only for a run that can start
+            prepare_output(self.out_dir, self.config.output.normals)
+            self._write_config()
+            _remove_stale_temp_dirs(self.out_dir)
+            self._tmp = os.path.join(self.out_dir, f"{TEMP_PREFIX}{os.getpid()}")
+            os.makedirs(self._tmp, exist_ok=True)
         except BaseException:
             self.close()
             raise
