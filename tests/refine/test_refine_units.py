@@ -188,3 +188,33 @@ def test_cut_and_cyclegan_train_and_apply(tmp_path, model):
         a = (tmp_path / "out" / "images" / f"{i:06d}.png").read_bytes()
         assert (tmp_path / "out2" / "images" / f"{i:06d}.png").read_bytes() == a
     assert again["edge_iou_mean"] == report["edge_iou_mean"]
+
+
+def test_digits_refined_source_plugs_into_the_benchmark(tmp_path):
+    from trainer.bench import digits as bench
+    from trainer.bench import digits_data as dd
+    from trainer.refine.digits import add_refined_curves, build_refined
+
+    ctx = bench.make_context(str(tmp_path / "digits"), "toy", seed=0)
+    # A stand-in synthetic folder in the real form (no rendering): thick, low-contrast "font" digits.
+    idx = ctx.split.pool[:30]
+    fonts = np.clip(ctx.real_images[idx] * 0.5 + 4.0, 0, 16)
+    syn = str(tmp_path / "digits" / "synthetic")
+    dd.write_imagefolder(syn, fonts, ctx.real_labels[idx], [f"syn{i:04d}" for i in range(len(idx))])
+    ctx.synthetic_dirs["synthetic"] = syn
+    out = build_refined(ctx)
+    images, labels, names = dd.read_imagefolder(out)
+    assert images.shape == fonts.shape and (labels == np.sort(ctx.real_labels[idx], kind="stable")).all()
+    assert images.min() >= 0 and images.max() <= 16
+
+    saved_sets, saved_builders = list(bench.TRAINING_SETS), dict(bench.SYNTHETIC_BUILDERS)
+    try:
+        add_refined_curves(bench)
+        add_refined_curves(bench)  # idempotent
+        keys = [ts.key for ts in bench.TRAINING_SETS]
+        assert keys.count("real+refined") == 1 and keys.count("refined") == 1
+        assert bench.SYNTHETIC_BUILDERS["refined"] is build_refined
+    finally:
+        bench.TRAINING_SETS[:] = saved_sets
+        bench.SYNTHETIC_BUILDERS.clear()
+        bench.SYNTHETIC_BUILDERS.update(saved_builders)
