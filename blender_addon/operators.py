@@ -69,8 +69,27 @@ def has_labels(scene: bpy.types.Scene, config: cfg.DatasetConfig) -> bool:
     return any(properties.label_of(c) and c.all_objects for c in bpy.data.collections)
 
 
-def find_problems(scene: bpy.types.Scene) -> list[Problem]:
-    """Everything that stops Preview/Generate, each named, most with a fix button."""
+def _dataset_problem(scene: bpy.types.Scene, config: cfg.DatasetConfig) -> Problem | None:
+    """An output folder that already holds a dataset made with other settings cannot be resumed into."""
+    import json
+
+    path = os.path.join(output_dir(scene), "config.json")
+    if not os.path.isfile(path):
+        return None
+    fix = ("OUTPUT_NEW", "Use a new folder")
+    try:
+        with open(path, encoding="utf-8") as f:
+            existing = cfg.DatasetConfig.from_dict(json.load(f))
+    except (OSError, ValueError) as err:
+        return Problem(f"Output folder has an unreadable config.json ({err})", *fix)
+    if cfg.config_hash(existing) != cfg.config_hash(config):
+        return Problem("Output folder holds a dataset made with other settings", *fix)
+    return None
+
+
+def find_problems(scene: bpy.types.Scene, generate: bool = True) -> list[Problem]:
+    """Everything that stops Generate (or, with ``generate=False``, Preview, which needs no output folder),
+    each named, most with a fix button."""
     try:
         config = props_config.config_from_scene(scene)
     except cfg.ConfigError as err:
@@ -80,9 +99,10 @@ def find_problems(scene: bpy.types.Scene) -> list[Problem]:
         problems.append(
             Problem("No labelled object: select objects and mark them as a class", "LABEL", "Mark selected as class")
         )
-    out = _output_problem(scene)
-    if out is not None:
-        problems.append(out)
+    if generate:
+        out = _output_problem(scene) or _dataset_problem(scene, config)
+        if out is not None:
+            problems.append(out)
     try:
         config.check_paths()
     except cfg.ConfigError as err:
@@ -95,11 +115,11 @@ def find_problems(scene: bpy.types.Scene) -> list[Problem]:
     return problems
 
 
-def _blocked(cls: type, context: bpy.types.Context) -> bool:
+def _blocked(cls: type, context: bpy.types.Context, generate: bool) -> bool:
     if context.window_manager.blendset_progress.running:
         cls.poll_message_set("A Generate job is running")
         return True
-    problems = find_problems(context.scene)
+    problems = find_problems(context.scene, generate)
     if problems:
         cls.poll_message_set(problems[0].message)
         return True
@@ -409,6 +429,7 @@ class BLENDSET_OT_fix(bpy.types.Operator):
             ("HDRI_DEFAULT", "Use Blender's HDRIs", "Clear the HDRI folder: use the 8 HDRIs Blender ships"),
             ("BACKGROUND_HDRI", "Use HDRIs", "Switch the background to HDRI mode"),
             ("MESH_NONE", "Primitives only", "Clear the distractor mesh folder"),
+            ("OUTPUT_NEW", "Use a new folder", "Write into a new folder next to the current one"),
         ]
     )
 
@@ -422,7 +443,18 @@ class BLENDSET_OT_fix(bpy.types.Operator):
             s.config.background.mode = "hdri"
         elif self.kind == "MESH_NONE":
             s.config.distractors.mesh_dir = ""
+        elif self.kind == "OUTPUT_NEW":
+            s.output_dir = _next_free(output_dir(context.scene))
         return {"FINISHED"}
+
+
+def _next_free(path: str) -> str:
+    """``/x/data/`` -> ``/x/data_2/`` (or the next number not taken)."""
+    base = path.rstrip(os.sep)
+    n = 2
+    while os.path.exists(f"{base}_{n}"):
+        n += 1
+    return f"{base}_{n}{os.sep}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -496,7 +528,7 @@ class BLENDSET_OT_preview(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not _blocked(cls, context)
+        return not _blocked(cls, context, generate=False)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from .engine import EngineError
@@ -583,7 +615,7 @@ class BLENDSET_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not _blocked(cls, context)
+        return not _blocked(cls, context, generate=True)
 
     def _start(self, context: bpy.types.Context) -> bool:
         from .engine import EngineError
@@ -691,6 +723,8 @@ class BLENDSET_OT_generate(bpy.types.Operator):
             wm = context.window_manager
             wm.event_timer_remove(self._timer)
             wm.progress_end()
+            if context.workspace is not None:
+                context.workspace.status_text_set(None)
             self._finish(context, cancelled=True)
 
 

@@ -245,6 +245,15 @@ def main() -> None:
     assert progress.done == 2 and progress.total == 2, (progress.done, progress.total)  # resumed: 2 new frames
     assert fingerprint(scene) == before, "Generate changed the scene"
     result["dataset"] = out
+    # other settings into the same folder cannot resume: the panel says so and offers a new folder
+    pg.seed = 99
+    stale = [p for p in operators.find_problems(scene) if "other settings" in p.message]
+    assert stale and stale[0].fix == "OUTPUT_NEW" and not bpy.ops.blendset.generate.poll()
+    assert bpy.ops.blendset.preview.poll()  # Preview writes no dataset: not blocked by the folder
+    bpy.ops.blendset.fix(kind="OUTPUT_NEW")
+    assert bpy.path.abspath(s.output_dir).rstrip(os.sep) == out.rstrip(os.sep) + "_2"
+    assert not operators.find_problems(scene) and bpy.ops.blendset.generate.poll()
+    pg.seed = 0
 
     # the .blend for the headless hand-off (saved as a copy: the session's file path stays as it was)
     blend = os.path.join(work, "scene.blend")
