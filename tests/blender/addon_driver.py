@@ -122,6 +122,10 @@ def main() -> None:
     assert "blendset_class" not in bpy.data.objects["Ground"]
     bpy.ops.blendset.select_class(class_name="thing")
     assert sorted(o.name for o in bpy.context.selected_objects) == ["Cone", "Cube"]
+    select_only(["Ground"])
+    s.object_index = list(bpy.data.objects).index(bpy.data.objects["Cone"])  # the list's active row
+    bpy.ops.blendset.select_class()
+    assert sorted(o.name for o in bpy.context.selected_objects) == ["Cone", "Cube"]
     bpy.ops.blendset.clear_label(object_name="Sphere")
     assert "blendset_class" not in bpy.data.objects["Sphere"] and [c.name for c in pg.classes] == ["thing"]
     select_only(["Sphere"])
@@ -259,6 +263,20 @@ def main() -> None:
     blend = os.path.join(work, "scene.blend")
     bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True)
     result["blend"] = blend
+    # a collection as a class: every object inside belongs to it; clearing removes the class again
+    crates = bpy.data.collections.new("Crates")
+    scene.collection.children.link(crates)
+    crate = bpy.data.objects.new("Crate", bpy.data.meshes.new("Crate"))
+    crates.objects.link(crate)
+    bpy.context.view_layer.active_layer_collection = bpy.context.view_layer.layer_collection.children["Crates"]
+    select_only(["Ground"])
+    assert bpy.ops.blendset.label_selected(class_name="crate", class_id=4, target="COLLECTION") == {"FINISHED"}
+    assert crates["blendset_class"] == "crate" and "blendset_class" not in bpy.data.objects["Ground"]
+    bpy.ops.blendset.select_class(class_name="crate")
+    assert [o.name for o in bpy.context.selected_objects] == ["Crate"]
+    bpy.ops.blendset.clear_label(collection_name="Crates")
+    assert "blendset_class" not in crates and "crate" not in [c.name for c in pg.classes]
+
     bpy.ops.preferences.addon_disable(module=module)
     assert not hasattr(bpy.types.Scene, "blendset")
     del addon
