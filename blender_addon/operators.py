@@ -152,7 +152,7 @@ def _upsert_class(config_pg: Any, name: str, class_id: int, color: Any) -> str |
     return None
 
 
-def _class_in_use(scene: bpy.types.Scene, name: str) -> bool:
+def _class_in_use(name: str) -> bool:
     labelled = [properties.label_of(ob) for ob in bpy.data.objects] + [
         properties.label_of(c) for c in bpy.data.collections
     ]
@@ -249,12 +249,7 @@ class BLENDSET_OT_clear_label(bpy.types.Operator):
         config_pg = context.scene.blendset.config
         for name in names:  # a class nothing carries any more leaves the list, unless the config names members
             for i, spec in enumerate(config_pg.classes):
-                if (
-                    spec.name == name
-                    and not spec.objects
-                    and not spec.collections
-                    and not _class_in_use(context.scene, name)
-                ):
+                if spec.name == name and not spec.objects and not spec.collections and not _class_in_use(name):
                     config_pg.classes.remove(i)
                     break
         self.report({"INFO"}, f"Cleared {len(blocks)} label(s)")

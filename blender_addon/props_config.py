@@ -17,6 +17,7 @@ export -> import -> export unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 import types
 import typing
@@ -105,7 +106,8 @@ def field_kind(name: str, path: str, tp: Any) -> Field:
     raise TypeError(f"{path}: the panel has no property for {inner!r}")
 
 
-def fields_of(cls: type, prefix: str = "") -> list[Field]:
+@functools.cache
+def fields_of(cls: type, prefix: str = "") -> tuple[Field, ...]:
     """The panel fields of one schema dataclass, in declaration order (fixed fields left out)."""
     hints = typing.get_type_hints(cls)
     out = []
@@ -113,7 +115,7 @@ def fields_of(cls: type, prefix: str = "") -> list[Field]:
         if not prefix and f.name in FIXED_FIELDS:
             continue
         out.append(field_kind(f.name, prefix + f.name, hints[f.name]))
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -499,17 +501,19 @@ def _write_field(pg: Any, field: Field, v: Any, where: str) -> None:
 
 def config_to_scene(config: cfg.DatasetConfig, scene: bpy.types.Scene) -> None:
     """Write every value of ``config`` into the scene's Blendset settings (disabled sections keep their last
-    values hidden behind the switch, so turning one back on restores what the artist had)."""
-    _write(scene.blendset.config, cfg.DatasetConfig, "", config)
-
-
-def reset_group(pg: Any) -> None:
-    """Back to the schema defaults."""
-    config_to_scene_group(cfg.DatasetConfig(), pg)
-
-
-def config_to_scene_group(config: cfg.DatasetConfig, pg: Any) -> None:
-    _write(pg, cfg.DatasetConfig, "", config)
+    values hidden behind the switch, so turning one back on restores what the artist had). All or nothing: a
+    value the panel cannot hold raises ConfigError and the previous settings are written back."""
+    pg = scene.blendset.config
+    try:
+        previous = cfg.DatasetConfig.from_dict(config_dict_from_group(pg))
+    except cfg.ConfigError:
+        previous = None  # nothing valid to go back to
+    try:
+        _write(pg, cfg.DatasetConfig, "", config)
+    except cfg.ConfigError:
+        if previous is not None:
+            _write(pg, cfg.DatasetConfig, "", previous)
+        raise
 
 
 def generated_classes() -> list[type]:

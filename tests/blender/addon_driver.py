@@ -159,6 +159,14 @@ def main() -> None:
     except RuntimeError as err:
         assert "camera.distance" in str(err), err
     assert pg.camera.distance.min == 7.0  # the failed import changed nothing
+    with open(bad, "w") as f:  # valid for the engine, but a name the panel's comma-separated field cannot hold
+        json.dump({"seed": 5, "pose": {"surfaces": ["Table, left"]}}, f)
+    try:
+        bpy.ops.blendset.import_config(filepath=bad)
+        raise AssertionError("a name with a comma was imported")
+    except RuntimeError as err:
+        assert "pose.surfaces" in str(err), err
+    assert pg.seed == 0 and pg.pose.surfaces == "Ground"  # all or nothing
     result["exported"], result["exported_again"] = exported, again
 
     # -- every kind of setting survives scene -> config -> scene (a config using all of them) ---------------------
