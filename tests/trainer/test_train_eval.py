@@ -69,7 +69,7 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
     # stage two: fine-tune from the synthetic run, with a second source mixed in at a fixed share
     tuned = str(tmp_path / "tuned")
     ok("train", "detect", "--train", basic_dataset, "--train", f"{basic_dataset}:0.5", "--out", tuned,
-       "--epochs", "1", "--init-from", run, *DETECT)
+       "--epochs", "1", "--init-from", run, "--balanced", *DETECT)
     assert load_checkpoint(tuned)["epoch"] == 0
 
     result = ok("eval", "--model", run, "--data", basic_dataset, "--by-attribute", "occlusion:3",
