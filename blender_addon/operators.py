@@ -295,6 +295,38 @@ class BLENDSET_OT_select_class(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class BLENDSET_OT_names_from_selection(bpy.types.Operator):
+    """Fill this list of object names with the selected objects"""
+
+    bl_idname = "blendset.names_from_selection"
+    bl_label = "Use Selected Objects"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    data_path: bpy.props.StringProperty(description="Setting to fill, from the scene (blendset.config.pose.surfaces)")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.selected_objects:
+            return True
+        cls.poll_message_set("Select the objects first")
+        return False
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        owner_path, _, prop = self.data_path.rpartition(".")
+        try:
+            owner = context.scene.path_resolve(owner_path)
+        except ValueError:
+            self.report({"ERROR"}, f"No setting {self.data_path!r}")
+            return {"CANCELLED"}
+        names = sorted(ob.name for ob in context.selected_objects)
+        bad = [n for n in names if props_config.NAME_SEPARATOR in n]
+        if bad or not owner_path.startswith("blendset.config") or not hasattr(owner, prop):
+            self.report({"ERROR"}, f"Cannot use object name {bad[0]!r} (it has a comma)" if bad else "Not a name list")
+            return {"CANCELLED"}
+        setattr(owner, prop, props_config.NAME_SEPARATOR.join(names))
+        return {"FINISHED"}
+
+
 class BLENDSET_OT_collection_edit(bpy.types.Operator):
     """Add or remove an entry of a list setting (classes, mixture components)"""
 
@@ -727,6 +759,7 @@ classes = (
     BLENDSET_OT_label_selected,
     BLENDSET_OT_clear_label,
     BLENDSET_OT_select_class,
+    BLENDSET_OT_names_from_selection,
     BLENDSET_OT_collection_edit,
     BLENDSET_OT_apply_preset,
     BLENDSET_OT_export_config,

@@ -33,6 +33,7 @@ SECTION_TITLES = {
     "filters": "Annotation Filters",
 }
 DATASET_FIELDS = ("name", "seed", "count")
+OBJECT_NAME_FIELDS = ("surfaces", "objects")  # name lists of objects: a button fills them from the selection
 
 
 def _split(layout: bpy.types.UILayout, text: str) -> bpy.types.UILayout:
@@ -51,7 +52,11 @@ def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -
         split.label(text="")
         split.prop(pg, name, text=text)
     elif k in ("int", "float", "str", "optional_str", "names", "enum"):
-        _split(layout, text).prop(pg, name, text="")
+        right = _split(layout, text)
+        right.prop(pg, name, text="")
+        if k == "names" and name in OBJECT_NAME_FIELDS:
+            op = right.operator("blendset.names_from_selection", text="", icon="RESTRICT_SELECT_OFF")
+            op.data_path = f"{pg.path_from_id()}.{name}"
     elif k == "enum_set":
         right = _split(layout, text)
         grid = right.grid_flow(

@@ -138,7 +138,10 @@ def main() -> None:
     assert pg.background.mode == "color" and pg.lights.types == {"SUN"} and pg.preset == "angle"
     pg.render.resolution = (64, 48)
     pg.render.samples = 1
-    pg.pose.enabled, pg.pose.mode, pg.pose.surfaces = True, "on_surface", "Ground"
+    pg.pose.enabled, pg.pose.mode = True, "on_surface"
+    select_only(["Ground"])
+    bpy.ops.blendset.names_from_selection(data_path=f"{pg.pose.path_from_id()}.surfaces")
+    assert pg.pose.surfaces == "Ground", pg.pose.surfaces
     pg.count = 3
     pg.camera.distance.min, pg.camera.distance.max = 7.0, 9.5  # keep all three objects in the tiny frame
 
