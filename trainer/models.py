@@ -105,20 +105,28 @@ def get_detection_model(name: str, num_classes: int, weights: str = "none",
 
 
 def _freeze_early_layers(model: nn.Module, trainable: int) -> None:
-    """Honour ``--trainable-backbone-layers`` also for random or file weights (torchvision ignores it then)."""
+    """Honour ``--trainable-backbone-layers`` also for random or file weights (torchvision ignores it then),
+    counting stages the way torchvision does: ResNet layer4..conv1, MobileNetV3 stages split at the blocks that
+    reduce resolution."""
     body = model.backbone.body
-    names = [n for n, _ in body.named_children()]
+    children = list(body.named_children())
+    names = [n for n, _ in children]
     if names and names[0] == "conv1":  # ResNet: conv1 bn1 layer1..layer4
         stages = ["layer4", "layer3", "layer2", "layer1", "conv1"]
-    else:  # MobileNet features: numbered blocks
-        stages = list(reversed(names))
-    if not 0 <= trainable <= len(stages):
-        raise ValueError(f"--trainable-backbone-layers must be in 0..{len(stages)}, got {trainable}")
-    keep = set(stages[:trainable])
-    for n, child in body.named_children():
-        if n not in keep and not (n == "bn1" and "conv1" in keep):
-            for p in child.parameters():
-                p.requires_grad_(False)
+        if not 0 <= trainable <= len(stages):
+            raise ValueError(f"--trainable-backbone-layers must be in 0..{len(stages)}, got {trainable}")
+        keep = set(stages[:trainable]) | ({"bn1"} if "conv1" in stages[:trainable] else set())
+        frozen = [child for n, child in children if n not in keep]
+    else:  # MobileNetV3 features
+        blocks = [child for _, child in children]
+        starts = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
+        if not 0 <= trainable <= len(starts):
+            raise ValueError(f"--trainable-backbone-layers must be in 0..{len(starts)}, got {trainable}")
+        first_trained = len(blocks) if trainable == 0 else starts[len(starts) - trainable]
+        frozen = blocks[:first_trained]
+    for child in frozen:
+        for p in child.parameters():
+            p.requires_grad_(False)
 
 
 def replace_detection_head(model: nn.Module, num_classes: int) -> None:

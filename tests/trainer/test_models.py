@@ -67,10 +67,12 @@ def test_detector_freezing_options():
     frozen = get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 2, "none", freeze_backbone=True)
     assert not any(p.requires_grad for p in frozen.backbone.body.parameters())
     assert all(p.requires_grad for p in frozen.roi_heads.parameters())
-    partial = get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 2, "none", trainable_backbone_layers=2)
-    trainable = {n.split(".")[0] for n, p in partial.backbone.body.named_parameters() if p.requires_grad}
-    assert len(trainable) == 2
-
+    # the same stages torchvision freezes for pretrained backbones
+    for name, layers in (("fasterrcnn_mobilenet_v3_large_320_fpn", 0), ("fasterrcnn_mobilenet_v3_large_320_fpn", 3),
+                         ("fasterrcnn_resnet50_fpn", 2)):
+        ours = get_detection_model(name, 2, "none", trainable_backbone_layers=layers)
+        got = sorted(n for n, p in ours.backbone.body.named_parameters() if p.requires_grad)
+        assert got == _reference_body(name, layers), (name, layers)
 
 @pytest.mark.parametrize("name", ["retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn"])
 def test_one_stage_heads_are_replaced_for_our_classes(name):
@@ -88,3 +90,15 @@ def test_one_stage_heads_are_replaced_for_our_classes(name):
     with torch.no_grad():
         out = model([torch.rand(3, 64, 64)])[0]
     assert out["labels"].numel() == 0 or int(out["labels"].max()) < 3
+
+
+def _reference_body(name: str, layers: int) -> list[str]:
+    """Trainable backbone parameter names when torchvision itself applies ``trainable_layers``."""
+    from torchvision.models import mobilenet_v3_large, resnet50
+    from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
+
+    if "mobilenet" in name:
+        body = _mobilenet_extractor(mobilenet_v3_large(), True, layers).body
+    else:
+        body = _resnet_fpn_extractor(resnet50(), layers).body
+    return sorted(n for n, p in body.named_parameters() if p.requires_grad)
