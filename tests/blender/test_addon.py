@@ -99,3 +99,15 @@ def test_every_operator_on_the_installed_addon(kind: str, addon_zip: str, tmp_pa
     headless = json.load(open(os.path.join(headless_out, "annotations.json")))
     assert len(headless["images"]) == 1
     assert {c["name"] for c in headless["categories"]} == {"thing", "ball"}
+
+
+@pytest.mark.blender
+def test_blender_validates_the_extension_zip(blender_binary: str, addon_zip: str) -> None:
+    proc = subprocess.run(
+        [blender_binary, "--factory-startup", "--command", "extension", "validate", addon_zip],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0 and "Success parsing TOML" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
