@@ -102,3 +102,15 @@ def _reference_body(name: str, layers: int) -> list[str]:
     else:
         body = _resnet_fpn_extractor(resnet50(), layers).body
     return sorted(n for n, p in body.named_parameters() if p.requires_grad)
+
+
+def test_cached_coco_detector_gets_heads_for_our_classes(empty_cache):
+    from torchvision.models import get_model, get_model_weights
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    donor = get_model(name, weights=None, weights_backbone=None, num_classes=91)
+    empty_cache.mkdir(parents=True)
+    torch.save(donor.state_dict(), empty_cache / os.path.basename(get_model_weights(name).DEFAULT.url))
+    model = get_detection_model(name, 3, "coco")
+    assert model.roi_heads.box_predictor.cls_score.out_features == 4  # 3 classes + background
+    assert torch.equal(model.rpn.head.conv[0][0].weight, donor.rpn.head.conv[0][0].weight)
