@@ -210,15 +210,15 @@ def run_shard(
         if board is not None:
             board.report.remote(index, frames)
         return {"index": index, "seconds": 0.0, "host": socket.gethostname(), "skipped": "already published"}
-    work = _local_work_dir(target)
-    parent = os.path.dirname(os.path.abspath(work))
+    work = os.path.abspath(_local_work_dir(target))
+    parent, name = os.path.split(work)  # config and log sit beside the shard folder, named after it
     os.makedirs(parent, exist_ok=True)
-    config_path = os.path.join(parent, f".{shard_name(index, num_shards)}.config.json")
+    config_path = os.path.join(parent, f".{name}.config.json")
     tmp = config_path + f".{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(config_text)
     os.replace(tmp, config_path)
-    log_path = os.path.join(parent, f"{shard_name(index, num_shards)}.log")
+    log_path = os.path.join(parent, f"{name}.log")
     cmd = blender_command(config_path, work, count, seed, index, num_shards, scene, scene_script, blender)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log:
@@ -236,6 +236,7 @@ def run_shard(
     if storage.is_url(target):
         storage.publish(work, target)
         shutil.rmtree(work, ignore_errors=True)  # uploaded with its marker; a retry now skips this shard
+        os.unlink(config_path)
     return {"index": index, "seconds": time.time() - started, "host": socket.gethostname(), "skipped": None}
 
 
