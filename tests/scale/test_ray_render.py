@@ -26,7 +26,11 @@ from trainer import ray_render, storage
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from blendset_testing import BASIC_SCENE, ROOT, have_bpy_module, write_config  # noqa: E402
 
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.blender,
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kill watcher reads /proc"),
+]
 
 COUNT = 12  # 3 frames per shard: the kill after the first record leaves two frames to render
 SEED = 5
@@ -172,6 +176,24 @@ def test_killed_shards_are_retried_and_the_result_equals_one_process(renders):
         got = json.load(f)
     assert got == want
     assert [k for k in single if single[k] != merged[k]] == []  # byte-identical images, masks, depth, records
+
+
+def _last_attempt_start(log_path: str) -> dict:
+    """The engine's START line of the last attempt in a shard log (``pending`` = frames it still had to render)."""
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        last = f.read().rsplit("=== attempt", 1)[1]
+    line = next(x for x in last.splitlines() if x.startswith("BLENDSET_START "))
+    return json.loads(line.split(" ", 1)[1])
+
+
+def test_retries_resume_instead_of_starting_over(renders):
+    """The retried attempts rendered only what the killed ones left: frame records are kept across attempts."""
+    per_shard = COUNT // NUM_SHARDS
+    for i, killed in renders["killer"].killed.items():
+        log = os.path.join(renders["out"], "shards", ray_render.shard_name(i, NUM_SHARDS) + ".log")
+        start = _last_attempt_start(log)
+        assert start["total"] == per_shard
+        assert start["pending"] <= per_shard - killed["frames_done"] < per_shard, (i, start, killed)
 
 
 def test_progress_covers_the_cluster(renders):
