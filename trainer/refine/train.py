@@ -258,7 +258,8 @@ def train_refiner(
     ``synthetic`` / ``real``: a dataset folder (annotations.json), a folder of images, or an N x H x W (x C)
     array. ``options`` are further :class:`RefineArgs` fields (lr, lambda_edge, n_blocks, seed, ...).
     ``progress(step, steps, losses)`` is called every ``log_every`` steps. Returns the summary (also written to
-    ``out/summary.json``): model, steps, seconds, img/s (synthetic images per second), final losses, paths.
+    ``out/summary.json``): model, steps, seconds, img/s (synthetic images per second after the first step),
+    final losses, paths.
     """
     unknown = sorted(set(options) - set(RefineArgs.__dataclass_fields__))
     if unknown:
@@ -280,6 +281,7 @@ def train_refiner(
 
     losses: dict[str, float] = {}
     t0 = time.perf_counter()
+    t_warm, warm_steps = t0, 0  # img/s leaves out the first step (lazy imports and allocations)
     for step in range(start, args.steps):
         x = torch.from_numpy(random_crops(src_x, args.batch, args.image_size, rng)).to(device)
         y = torch.from_numpy(random_crops(src_y, args.batch, args.image_size, rng)).to(device)
@@ -287,6 +289,8 @@ def train_refiner(
         if not all(math.isfinite(v) for v in losses.values()):
             raise RefineError(f"step {step + 1}: a loss is not finite {losses}; lower --lr")
         done = step + 1
+        if step == start:
+            t_warm, warm_steps = time.perf_counter(), 1
         if done % args.log_every == 0 or done == args.steps:
             with open(metrics_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": done, **losses}) + "\n")
@@ -297,7 +301,9 @@ def train_refiner(
             ckpt["train_state"] = nets.state()
             ckpt["rng_state"] = json.dumps(rng.bit_generator.state)
             _atomic_save(ckpt, ckpt_path)
-    seconds = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    seconds = t_end - t0
+    timed_steps, timed_seconds = args.steps - start - warm_steps, t_end - t_warm
 
     refiner_path = os.path.join(out, "refiner.pth")
     _atomic_save(_refiner_dict(nets, args, args.steps), refiner_path)
@@ -308,7 +314,7 @@ def train_refiner(
         "steps_this_run": trained,
         "resumed_from": start,
         "seconds": round(seconds, 3),
-        "img_per_s": round(trained * args.batch / seconds, 2) if seconds > 0 and trained else None,
+        "img_per_s": round(timed_steps * args.batch / timed_seconds, 2) if timed_steps > 0 else None,
         "device": device,
         "n_synthetic": len(src_x),
         "n_real": len(src_y),
