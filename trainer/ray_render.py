@@ -423,12 +423,15 @@ def _run_shards(
             if progress is not None and done != last_done:
                 progress(min(done, count), count)
                 last_done = done
+        _, attempts = ray.get(board.snapshot.remote())
+        if progress is not None and last_done != count:  # every task succeeded: each rendered all its frames
+            progress(count, count)
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
-    _, attempts = ray.get(board.snapshot.remote())
-    ray.kill(board)
+    finally:
+        ray.kill(board)  # on a long-lived cluster the actor would otherwise outlive this render
     summary = []
     for i in range(n):
         frames = shard_frames(count, i, n)

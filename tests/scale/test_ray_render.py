@@ -201,7 +201,7 @@ def test_progress_covers_the_cluster(renders):
     assert calls[-1] == (COUNT, COUNT)
     assert all(t == COUNT for _, t in calls)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # never goes back, even across a retry
-    assert len(calls) >= 3  # intermediate counts were seen, not only the end
+    assert any(0 < d < COUNT for d, _ in calls)  # counts came in while shards rendered, not only at the end
 
 
 def test_missing_shard_is_named(renders, tmp_path):
