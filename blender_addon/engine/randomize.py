@@ -278,6 +278,10 @@ def _(section: DistractorRandomizer, ctx: Context, rng: np.random.Generator, con
     kinds = list(section.primitives)
     if section.mesh_dir:
         files = ctx.caches.file_lists.setdefault(section.mesh_dir, list_mesh_files(section.mesh_dir))
+        if not files:
+            raise EngineError(
+                f"{section.mesh_dir!r} has no .obj or .stl file (the engine reads those two)", "distractors.mesh_dir"
+            )
         kinds += files
     n = sample_int(rng, section.count)
     for i in range(n):
