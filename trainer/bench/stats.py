@@ -42,3 +42,12 @@ def per_class_accuracy(
     """Per-class accuracy (recall), each with its own bootstrap over that class's test items."""
     labels, preds = np.asarray(labels), np.asarray(preds)
     return [bootstrap_mean(preds[labels == c] == c, n_boot=n_boot, seed=seed + c) for c in range(n_classes)]
+
+
+def per_class_mean(
+    labels: np.ndarray, values: np.ndarray, n_classes: int, n_boot: int = 1000, seed: int = 0
+) -> list[Estimate]:
+    """Per-class mean of per-item ``values`` (e.g. correctness averaged over several training seeds), each with
+    a bootstrap over that class's test items."""
+    labels, values = np.asarray(labels), np.asarray(values, dtype=np.float64)
+    return [bootstrap_mean(values[labels == c], n_boot=n_boot, seed=seed + c) for c in range(n_classes)]
