@@ -16,7 +16,7 @@ from trainer.options import device_option, out_option, overwrite_option, seed_op
     type=click.Choice(["toy", "small", "full"]),
     default="toy",
     show_default=True,
-    help="toy: wiring check (a minute); small: about 10 minutes on 2 CPU cores; full: GPU-sized.",
+    help="toy: wiring check (a minute); small: about 8 minutes on 2 CPU cores; full: GPU-sized.",
 )
 @device_option
 @seed_option
