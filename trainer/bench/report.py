@@ -65,7 +65,11 @@ def per_class_figure(results: dict[str, Any]) -> str | None:
     ax.set_ylim(0, 1.0)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(f"Per-class accuracy at {fix['budget']} real images, 95% bootstrap CI", fontsize=10)
+    ax.set_title(
+        f"Per-class accuracy at {fix['budget']} real images (before/after: mean of {fix.get('seeds', 1)} "
+        "training seeds), 95% bootstrap CI",
+        fontsize=9,
+    )
     fig.tight_layout()
     return _fig_uri(fig)
 
@@ -176,7 +180,11 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         weakest = sorted(fix["weak_classes"], key=lambda c: fix["before"][c]["mean"])[:3]
         parts = [f"digit {c}: {_pct(fix['before'][c]['mean'])} &rarr; {_pct(fix['after'][c]['mean'])}" for c in weakest]
         more = len(fix["weak_classes"]) - len(weakest)
-        note = f"{fix['extra_frames']} extra renders of the weak classes ({', '.join(map(str, fix['weak_classes']))})"
+        note = (
+            f"{fix['extra_frames']} extra renders of the weak classes ({', '.join(map(str, fix['weak_classes']))}); "
+            f"mean of {fix.get('seeds', 1)} training seeds; all classes {_pct(fix['before_overall']['mean'])} "
+            f"&rarr; {_pct(fix['after_overall']['mean'])}"
+        )
         if more > 0:
             note += f"; the {len(weakest)} weakest shown"
         cards.append(("Bias fix (seed 000), per-class test accuracy", "<br>".join(parts), note))
