@@ -49,22 +49,23 @@ def per_class_figure(results: dict[str, Any]) -> str | None:
     series = [("real + synthetic (before)", fix["before"]), ("+ bias-fix renders (after)", fix["after"])]
     if fix.get("real_only"):
         series.insert(0, ("real only", fix["real_only"]))
-    fig, ax = plt.subplots(figsize=(7.2, 3.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), dpi=110)
     width = 0.8 / len(series)
     x = np.arange(10)
     for k, (label, ests) in enumerate(series):
         means = np.array([e["mean"] for e in ests])
         err = np.array([[e["mean"] - e["lo"] for e in ests], [e["hi"] - e["mean"] for e in ests]])
         ax.bar(x + (k - (len(series) - 1) / 2) * width, means, width, yerr=err, capsize=2, label=label)
-    for c in fix["weak_classes"]:
-        ax.annotate("weak", (c, 1.02), ha="center", fontsize=7, color="crimson", annotation_clip=False)
     ax.set_xticks(x)
-    ax.set_xticklabels([str(d) for d in range(10)])
-    ax.set_xlabel("digit")
+    ax.set_xticklabels([f"{d}*" if d in fix["weak_classes"] else str(d) for d in range(10)])
+    for d, tick in enumerate(ax.get_xticklabels()):
+        if d in fix["weak_classes"]:
+            tick.set_color("crimson")
+    ax.set_xlabel("digit (* weak class: more renders in the bias fix)")
     ax.set_ylabel("test accuracy (real)")
     ax.set_ylim(0, 1.0)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     ax.set_title(
         f"Per-class accuracy at {fix['budget']} real images (before/after: mean of {fix.get('seeds', 1)} "
         "training seeds), 95% bootstrap CI",
@@ -278,7 +279,7 @@ def build_report(
 <p class=sub>Scale <b>{results["scale"]}</b>, seed {results["seed"]}; real data: scikit-learn's 1797 handwritten
 digits (UCI optdigits), split once (seed {results["split_seed"]}): pool {split["pool"]}, val {split["val"]},
 test {split["test"]} (never trained on). Every number is test accuracy on real digits with a 95% bootstrap CI.
-Ran in {seconds / 60:.1f} min.</p>
+This invocation took {seconds / 60:.1f} min (steps already finished in the output folder are reused).</p>
 <div class=cards>{cards}</div>
 <h2>Error vs number of real training images</h2>
 <div class=row>{plot}<div style="max-width:560px">{table}
