@@ -18,7 +18,7 @@ import math
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
 SCHEMA_VERSION = 1
@@ -507,7 +507,7 @@ def _nonneg(path: str, v: float) -> None:
 
 
 def _box(path: str, lo: tuple[float, ...], hi: tuple[float, ...]) -> None:
-    for axis, a, b in zip("xyz", lo, hi):
+    for axis, a, b in zip("xyz", lo, hi, strict=True):
         if a > b:
             raise ConfigError(f"{path}_min", f"{axis}: min ({a}) is greater than max ({b})")
 
@@ -571,7 +571,7 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             return tuple(_build(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(path, f"expected a list of {len(args)} values, got {len(value)}")
-        return tuple(_build(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_build(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected an object, got {type(value).__name__}")

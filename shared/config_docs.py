@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-SECTION_NAMES = ("camera", "pose", "lights", "materials", "background", "distractors", "weather", "post")
+from .config import RANDOMIZER_SECTIONS
 
 DOCS: dict[str, tuple[str, str]] = {
     # -- value types -------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ UNIT_LABELS = {
 def _key(path: str) -> str:
     """Strip list indices and map a mixture component's sections onto the base sections."""
     parts = [p.split("[", 1)[0] for p in path.split(".")]
-    if len(parts) >= 2 and parts[0] == "mixture" and parts[1] in SECTION_NAMES:
+    if len(parts) >= 2 and parts[0] == "mixture" and parts[1] in RANDOMIZER_SECTIONS:
         parts = parts[1:]
     return ".".join(parts)
 
