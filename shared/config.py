@@ -225,7 +225,7 @@ class BackgroundRandomizer:
 
 @dataclass(frozen=True)
 class DistractorRandomizer:
-    """Unlabelled clutter: primitives and/or meshes (.obj/.ply/.stl) from ``mesh_dir``. Never annotated, but they
+    """Unlabelled clutter: primitives and/or meshes (.obj/.stl) from ``mesh_dir``. Never annotated, but they
     occlude and are counted in occlusion."""
 
     count: IntRange = IntRange(0, 5)
@@ -245,7 +245,7 @@ class DistractorRandomizer:
 
 @dataclass(frozen=True)
 class WeatherRandomizer:
-    """Rendered weather: ``fog`` as world volume scatter, ``rain``/``snow`` as streak/flake overlays composited
+    """Weather: ``fog`` as a depth-dependent haze, ``rain``/``snow`` as streak/flake overlays, all composited
     onto the RGB only (masks and depth stay those of the scene). ``share`` of frames get weather."""
 
     kinds: tuple[Literal["fog", "rain", "snow"], ...] = ("rain", "snow")
@@ -406,7 +406,7 @@ class DatasetConfig:
                     _check_dir(f"{prefix}background.image_dir", bg.image_dir, (".png", ".jpg", ".jpeg"))
             d = s.distractors
             if d is not None and d.mesh_dir is not None:
-                _check_dir(f"{prefix}distractors.mesh_dir", d.mesh_dir, (".obj", ".ply", ".stl"))
+                _check_dir(f"{prefix}distractors.mesh_dir", d.mesh_dir, (".obj", ".stl"))
 
 
 def _check_dir(path: str, folder: str, suffixes: tuple[str, ...]) -> None:

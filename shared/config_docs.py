@@ -120,7 +120,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "distractors": ("Unlabelled clutter that occludes the targets", ""),
     "distractors.count": ("Number of distractor objects", ""),
     "distractors.primitives": ("Primitive shapes to draw from", ""),
-    "distractors.mesh_dir": ("Folder of .obj/.ply/.stl meshes used as distractors", ""),
+    "distractors.mesh_dir": ("Folder of .obj/.stl meshes used as distractors", ""),
     "distractors.scale": ("Size of a distractor", "m"),
     "distractors.region_min": ("Lower corner of the distractor box", "m"),
     "distractors.region_max": ("Upper corner of the distractor box", "m"),
