@@ -79,8 +79,8 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "toy": Scale("toy", 40, (10, 30), 64, 1, 6, 1, 16, 16, "small_cnn", 0.003, 12, 2, 200, bias_fix_seeds=1),
-    "small": Scale("small", 400, (10, 30, 100, 300, None), 64, 2, 300, 3, 64, 16, "small_cnn", 0.003, 200, 2, 1000),
-    "full": Scale("full", 3000, (10, 30, 100, 300, None), 96, 4, 1000, 5, 64, 16, "small_cnn", 0.003, 600, 2, 1000),
+    "small": Scale("small", 1600, (10, 30, 100, 300, None), 64, 2, 300, 3, 64, 16, "small_cnn", 0.003, 400, 2, 1000),
+    "full": Scale("full", 6000, (10, 30, 100, 300, None), 96, 4, 1000, 5, 64, 16, "small_cnn", 0.003, 1200, 2, 1000),
 }
 
 
