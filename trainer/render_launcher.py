@@ -37,6 +37,7 @@ class RenderJob:
     count: int | None = None
     seed: int | None = None
     shard: str = "0/1"
+    scene_args: str | None = None  # JSON object: keyword arguments of the scene script's build()
 
 
 def find_blender(explicit: str | None = None) -> str | None:
@@ -61,6 +62,8 @@ def build_command(job: RenderJob, blender: str | None) -> list[str]:
         args += ["--seed", str(job.seed)]
     if job.scene_script:
         args += ["--scene-script", os.path.abspath(job.scene_script)]
+    if job.scene_args:
+        args += ["--scene-args", job.scene_args]
     if blender is None:
         if job.scene:
             args += ["--scene", os.path.abspath(job.scene)]

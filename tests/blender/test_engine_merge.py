@@ -137,3 +137,18 @@ def test_render_command_bad_config_and_ray_wiring(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     config_path, out, count, seed, shards, address = calls[0][:6]
     assert (count, seed, shards, address) == (7, 3, 3, "auto")
+
+
+def test_render_command_checks_scene_args(tmp_path):
+    from trainer.cli import cli
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"count": 1}))
+    base = ["render", "--config", str(good), "--out", str(tmp_path / "o"), "-q"]
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scenes", "basic", "build.py")
+    result = CliRunner().invoke(cli, [*base, "--scene-args", "{}"])
+    assert result.exit_code == 2 and "--scene-args needs --scene-script" in result.output
+    result = CliRunner().invoke(cli, [*base, "--scene-script", script, "--scene-args", "{nope"])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    result = CliRunner().invoke(cli, [*base, "--scene-script", script, "--scene-args", "[1]"])
+    assert result.exit_code == 2 and "must be a JSON object" in result.output

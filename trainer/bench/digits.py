@@ -25,8 +25,6 @@ import csv
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -199,29 +197,19 @@ def render_dataset(
     C.save_config(replace(config, count=count, seed=seed), cfg_path)
     if _complete(out, count):
         return out
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "blender_addon", "headless.py"),
-        "--config",
-        cfg_path,
-        "--out",
-        out,
-        "--scene-script",
-        SCENE_SCRIPT,
-        "--scene-args",
-        json.dumps(scene_options or {}),
-        "--count",
-        str(count),
-        "--seed",
-        str(seed),
-    ]
+    from trainer.render_launcher import RenderError, RenderJob, run_render
+
+    job = RenderJob(
+        cfg_path, out, scene_script=SCENE_SCRIPT, count=count, seed=seed, scene_args=json.dumps(scene_options or {})
+    )
     progress(f"rendering {count} digit frames into {out}")
     t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0 or not _complete(out, count):
-        errors = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "BLENDSET_ERROR" in ln or "Error" in ln]
-        tail = "\n".join(errors[-10:]) or (proc.stderr or proc.stdout or "").strip()[-2000:]
-        raise BenchError(f"rendering {out} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    try:
+        run_render(job, blender=None)  # the bpy module of this Python
+    except RenderError as e:
+        raise BenchError(f"rendering {out} failed: {e}") from None
+    if not _complete(out, count):
+        raise BenchError(f"rendering {out} finished without all {count} frames")
     progress(f"rendered {count} frames in {time.time() - t0:.0f} s")
     return out
 

@@ -19,8 +19,6 @@ import csv
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +31,6 @@ PRESETS = ("none", "angle", "angle_bg", "all")
 TARGETS = ("scene.shape_width", "scene.shape_height")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENE_SCRIPT = os.path.join(ROOT, "scenes", "variability", "build.py")
-HEADLESS = os.path.join(ROOT, "blender_addon", "headless.py")
 
 Note = Callable[[str], None]
 
@@ -80,19 +77,6 @@ def base_config(scale: Scale, seed: int) -> DatasetConfig:
     )
 
 
-def _blender_prefix() -> list[str]:
-    """How to run the engine's headless runner: the bpy module in this interpreter, else a Blender binary."""
-    import importlib.util
-    import shutil
-
-    if importlib.util.find_spec("bpy") is not None:
-        return [sys.executable, HEADLESS]
-    binary = os.environ.get("BLENDER") or shutil.which("blender")
-    if binary:
-        return [binary, "-b", "--factory-startup", "-P", HEADLESS, "--"]
-    raise BenchError("no Blender to render with: install the bpy module (pip install bpy==4.5.15) or set BLENDER")
-
-
 def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -> str:
     """Render through the engine's headless runner (``blender_addon/headless.py``, one Blender process per
     dataset); a complete dataset is kept, a partial one resumes (the engine skips frames it has)."""
@@ -105,24 +89,18 @@ def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -
     os.makedirs(out, exist_ok=True)
     cfg_path = os.path.join(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + ".config.json")
     save_config(dataclasses.replace(config, count=count, seed=seed), cfg_path)
-    args = [
-        "--config",
-        cfg_path,
-        "--out",
-        out,
-        "--scene-script",
-        SCENE_SCRIPT,
-        "--count",
-        str(count),
-        "--seed",
-        str(seed),
-    ]
-    cmd = _blender_prefix() + args
+    from trainer.render_launcher import RenderError, RenderJob, find_blender, have_bpy_module, run_render
+
+    # The bpy module of this Python first, else a Blender binary ($BLENDER or on PATH).
+    blender = None if have_bpy_module() else find_blender()
+    if blender is None and not have_bpy_module():
+        raise BenchError("no Blender to render with: install the bpy module (pip install bpy==4.5.15) or set BLENDER")
     note(f"rendering {count} frames ({config.preset}) into {out}")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BenchError(f"rendering {out} failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+    try:
+        run_render(RenderJob(cfg_path, out, scene_script=SCENE_SCRIPT, count=count, seed=seed), blender=blender)
+    except RenderError as e:
+        raise BenchError(f"rendering {out} failed: {e}") from None
     note(f"{out}: {count} frames in {time.perf_counter() - t0:.1f} s")
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -37,6 +38,12 @@ def _progress_bar(total: int, quiet: bool, desc: str):
     type=click.Path(exists=True, dir_okay=False),
     help="scenes/<name>/build.py that builds the scene into an empty file.",
 )
+@click.option(
+    "--scene-args",
+    default=None,
+    metavar="JSON",
+    help="Keyword arguments for the scene script's build(), as a JSON object, e.g. '{\"handwriting\": false}'.",
+)
 @click.option("--count", type=click.IntRange(0), default=None, help="Frames in the dataset [default: config].")
 @click.option("--seed", type=int, default=None, help="Random seed [default: config].")
 @click.option("--shard", default="0/1", show_default=True, metavar="I/N", help="Render the I-th of N frame blocks.")
@@ -66,6 +73,7 @@ def render(
     out,
     scene,
     scene_script,
+    scene_args,
     count,
     seed,
     shard,
@@ -93,9 +101,12 @@ def render(
     config = _check_config(config_path)
     if scene and scene_script:
         raise click.UsageError("give --scene or --scene-script, not both")
+    scene_args = _check_scene_args(scene_args, scene_script)
     count = config.count if count is None else count
     seed = config.seed if seed is None else seed
     if ray_address is not None:
+        if scene_args:
+            raise click.UsageError("--scene-args is not supported with --ray; bake the options into the scene script")
         return _render_ray(
             config_path,
             out,
@@ -121,17 +132,35 @@ def render(
         raise click.UsageError("no Blender binary found (--blender, env BLENDER, PATH) and no bpy module installed")
     if "://" in out:
         with tempfile.TemporaryDirectory(prefix="blendset-render-") as local:
-            _render_local(launcher, config_path, local, scene, scene_script, count, seed, shard, blender, quiet)
+            _render_local(
+                launcher, config_path, local, scene, scene_script, scene_args, count, seed, shard, blender, quiet
+            )
             from trainer import storage
 
             storage.publish(local, out)
         return None
-    _render_local(launcher, config_path, out, scene, scene_script, count, seed, shard, blender, quiet)
+    _render_local(launcher, config_path, out, scene, scene_script, scene_args, count, seed, shard, blender, quiet)
     return None
 
 
-def _render_local(launcher, config_path, out, scene, scene_script, count, seed, shard, blender, quiet) -> None:
-    job = launcher.RenderJob(config_path, out, scene, scene_script, count, seed, shard)
+def _check_scene_args(scene_args: str | None, scene_script: str | None) -> str | None:
+    if scene_args is None:
+        return None
+    if not scene_script:
+        raise click.UsageError("--scene-args needs --scene-script")
+    try:
+        parsed = json.loads(scene_args)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not valid JSON: {e}", param_hint="--scene-args") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--scene-args")
+    return json.dumps(parsed, sort_keys=True)
+
+
+def _render_local(
+    launcher, config_path, out, scene, scene_script, scene_args, count, seed, shard, blender, quiet
+) -> None:
+    job = launcher.RenderJob(config_path, out, scene, scene_script, count, seed, shard, scene_args)
     bar = None
 
     def on_event(kind, payload):
