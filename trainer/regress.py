@@ -10,6 +10,9 @@ alone says little.
 
 No augmentation is applied: flips and crops would change the very parameters (azimuth, position) being learned.
 
+Multi-process training (torchrun, ``--nproc``) works as for detection and classification: the shared sampler
+and loader of ``trainer.training`` split one global sample sequence across the ranks, and rank 0 alone writes.
+
 Run folder (the trainer's layout): ``RUN/checkpoint.pth`` (latest epoch), ``RUN/best.pth`` (lowest validation
 MSE), ``RUN/args.json``, ``RUN/metrics.jsonl``. :func:`evaluate_regression` writes ``OUT/metrics.json``,
 ``OUT/errors.csv``, ``OUT/error_distribution.png``, ``OUT/error_vs_<param>.png`` and ``OUT/saliency/*.png``.
@@ -31,9 +34,18 @@ from torch.nn import functional as F
 from trainer import __version__
 from trainer.checkpoint import check_compatible, find_checkpoint, load_checkpoint, load_model_state, save_checkpoint
 from trainer.data import DataError, load_coco_source, read_image, resolve_image_path
+from trainer.distributed import DistInfo, barrier, broadcast_object, init_distributed, shutdown
 from trainer.engine import MetricsLog, train_one_epoch
 from trainer.models import CLASSIFICATION_MODELS, get_classification_model
-from trainer.training import write_json
+from trainer.training import (
+    RunError,
+    eval_loader,
+    make_optimizer,
+    mixing_sampler,
+    prepare_run_dir,
+    train_loader,
+    write_json,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -235,6 +247,12 @@ def train_regression(
     Validation (``val``, else the training set) picks ``best.pth`` by normalized MSE. Targets are normalized
     with the training set's ranges, which are stored in the checkpoint (``target_ranges``) together with the
     naive baseline (``target_mean``: the training mean in normalized units).
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set, see ``trainer.distributed``) each of the N processes takes
+    ``batch_size`` images per step from its share of one global sample sequence (global batch N x
+    ``batch_size``), as ``train detect``/``train classify`` do. Rank 0 alone validates, logs, writes the run
+    folder and calls ``note``; every rank returns the same summary. A run resumes on any number of processes
+    with the same global batch.
     """
     names = parse_targets(targets)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
@@ -242,6 +260,26 @@ def train_regression(
             raise RegressError(f"{name} must be >= 1, got {value}")
     if not lr > 0:
         raise RegressError(f"lr must be > 0, got {lr}")
+    dist, device = init_distributed(device)
+    if not dist.is_main:
+        note = _silent
+    try:
+        return _train(dist, device, note, progress, train=train, val=val, out=out, names=names,
+                      model_name=model_name, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
+                      weights=weights, seed=seed, workers=workers, weight_decay=weight_decay, resume=resume)
+    finally:
+        shutdown(dist)
+
+
+def _silent(message: str) -> None:
+    """The ``note`` of DDP ranks other than 0: one process speaks for the run."""
+
+
+def _train(dist: DistInfo, device: str, note: Note, progress: Callable[[dict], None] | None, *, train: str,
+           val: str | None, out: str, names: list[str], model_name: str, epochs: int, batch_size: int, lr: float,
+           image_size: int, weights: str, seed: int, workers: int, weight_decay: float, resume: bool) -> dict:
+    """``train_regression`` once the process group (if any) is up; ``device`` is this process's device."""
+    # the same seed on every rank: the ranks build identical models (DDP also broadcasts rank 0's weights)
     torch.manual_seed(seed)
     np.random.seed(seed)
 
@@ -257,21 +295,14 @@ def train_regression(
         f"targets {', '.join(names)}"
     )
 
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = torch.utils.data.DataLoader(
-        RegressionDataset(train_records, train_norm, image_size),
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=workers,
-        generator=generator,
-        drop_last=len(train_records.paths) > batch_size,
-    )
-    val_loader = torch.utils.data.DataLoader(
-        RegressionDataset(val_records, val_norm, image_size), batch_size=batch_size, num_workers=workers
-    )
+    # one source at ratio 1: the mixing sampler is then a seeded shuffle, split across ranks like the other tasks
+    datasets = [RegressionDataset(train_records, train_norm, image_size)]
+    sampler = mixing_sampler(datasets, [None], batch_size, False, seed, dist)
+    loader = train_loader(datasets, sampler, batch_size, workers, None, seed, device)
+    val_loader = eval_loader(RegressionDataset(val_records, val_norm, image_size), batch_size, workers)
     model = build_regressor(model_name, len(names), weights).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    optimizer = make_optimizer(model, "adamw", lr, weight_decay)
+    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
     args = {
         "train": os.path.abspath(train),
@@ -280,64 +311,76 @@ def train_regression(
         "model": model_name,
         "epochs": epochs,
         "batch_size": batch_size,
+        "world_size": dist.world_size,
         "lr": lr,
         "image_size": image_size,
         "weights": weights,
         "seed": seed,
         "weight_decay": weight_decay,
     }
-    start_epoch, best = _start(out, resume, model, optimizer, scheduler, model_name, args, note)
-    write_json(os.path.join(out, "args.json"), args)
-    log = MetricsLog(os.path.join(out, "metrics.jsonl"))
+    start_epoch, best, global_step = _start(out, resume, dist, model, optimizer, lr_scheduler, model_name, args, note)
+    net = model
+    if dist.enabled:
+        device_ids = [dist.local_rank] if device != "cpu" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if dist.is_main:
+        write_json(os.path.join(out, "args.json"), args)
+    log = MetricsLog(os.path.join(out, "metrics.jsonl") if dist.is_main else None)
     naive_val_mse = float(mse_per_target(np.broadcast_to(naive, val_norm.shape), val_norm).mean())
     history = []
     t0 = time.perf_counter()
     images_trained = 0
     for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch)
         stats = train_one_epoch(
-            model, optimizer, train_loader, device, epoch, _mse_loss, progress=progress, metrics_log=log
-        )
-        images_trained += int(stats["images"])
-        scheduler.step()
-        pred = predict(model, val_loader, device)
-        val_mse = float(mse_per_target(pred, val_norm).mean())
+            net, optimizer, loader, device, epoch, _mse_loss, progress=progress if dist.is_main else None,
+            metrics_log=log, global_step=global_step,
+        )  # fmt: skip
+        global_step += int(stats["steps"])
+        images_trained += int(stats["images"]) * dist.world_size
+        lr_scheduler.step()
+        val_mse = float(mse_per_target(predict(model, val_loader, device), val_norm).mean()) if dist.is_main else None
+        val_mse = broadcast_object(dist, val_mse)
         improved = val_mse < best
         best = min(best, val_mse)
         record = {
             "epoch": epoch,
-            "train_loss": stats["loss"],
+            "train_loss": stats["loss"],  # already the mean over ranks (train_one_epoch reduces it)
             "val_mse": val_mse,
             "naive_val_mse": naive_val_mse,
-            "img_s": stats["img_s"],
+            "img_s": stats["img_s"] * dist.world_size,  # the ranks step together, so this is the whole run's rate
             "lr": optimizer.param_groups[0]["lr"],
         }
-        log.write("epoch", **record)
         history.append(record)
-        ckpt = {
-            "task": "regress",
-            "model_name": model_name,
-            "categories": [],
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "lr_scheduler": scheduler.state_dict(),
-            "scaler": None,
-            "epoch": epoch,
-            "args": args,
-            "blendset_version": __version__,
-            "targets": names,
-            "target_ranges": scaler.to_dict(),
-            "target_mean": [float(v) for v in naive],
-            "image_size": image_size,
-            "best_val_mse": best,
-            "val_mse": val_mse,
-        }
-        save_checkpoint(os.path.join(out, "checkpoint.pth"), ckpt)
-        if improved:
-            save_checkpoint(os.path.join(out, "best.pth"), ckpt)
-        note(
-            f"epoch {epoch}: train mse {stats['loss']:.4f}, val mse {val_mse:.4f} (naive {naive_val_mse:.4f}), "
-            f"{stats['img_s']:.1f} img/s"
-        )
+        if dist.is_main:
+            log.write("epoch", **record)
+            ckpt = {
+                "task": "regress",
+                "model_name": model_name,
+                "categories": [],
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "lr_scheduler": lr_scheduler.state_dict(),
+                "scaler": None,
+                "epoch": epoch,
+                "args": args,
+                "blendset_version": __version__,
+                "targets": names,
+                "target_ranges": scaler.to_dict(),
+                "target_mean": [float(v) for v in naive],
+                "image_size": image_size,
+                "best_val_mse": best,
+                "val_mse": val_mse,
+                "global_step": global_step,
+            }
+            save_checkpoint(os.path.join(out, "checkpoint.pth"), ckpt)
+            if improved:
+                save_checkpoint(os.path.join(out, "best.pth"), ckpt)
+            note(
+                f"epoch {epoch}: train mse {stats['loss']:.4f}, val mse {val_mse:.4f} (naive {naive_val_mse:.4f}), "
+                f"{record['img_s']:.1f} img/s"
+            )
+        barrier(dist)
     seconds = time.perf_counter() - t0
     summary = {
         "run_dir": out,
@@ -349,36 +392,44 @@ def train_regression(
         "seconds": round(seconds, 3),
         "img_per_s": round(images_trained / seconds, 2) if images_trained and seconds > 0 else None,
         "device": device,
+        "processes": dist.world_size,
         "target_ranges": scaler.to_dict(),
     }
-    write_json(os.path.join(out, "summary.json"), summary)
+    if dist.is_main:
+        write_json(os.path.join(out, "summary.json"), summary)
     return summary
 
 
+def _resume_settings(args: dict) -> dict:
+    """What a resumed run must share with the saved one: every setting but ``epochs``, with the batch counted
+    over all processes, so that a run saved by N processes resumes on M with ``--batch-size`` scaled by N/M."""
+    same = {k: v for k, v in args.items() if k not in ("epochs", "batch_size", "world_size")}
+    same["global_batch_size"] = int(args["batch_size"]) * int(args.get("world_size", 1))
+    return same
+
+
 def _start(
-    out: str, resume: bool, model, optimizer, scheduler, model_name: str, args: dict, note: Note
-) -> tuple[int, float]:
-    """(first epoch, best validation MSE so far): 0 and inf for a new run, the saved state with ``resume``."""
-    path = os.path.join(out, "checkpoint.pth")
-    if not resume:
-        if os.path.exists(path):
-            raise RegressError(f"{out} already holds a run (checkpoint.pth); pass --resume or use another --out")
-        os.makedirs(out, exist_ok=True)
-        return 0, math.inf
-    if not os.path.exists(path):
-        raise RegressError(f"--resume: {out} has no checkpoint.pth")
+    out: str, resume: bool, dist: DistInfo, model, optimizer, lr_scheduler, model_name: str, args: dict, note: Note
+) -> tuple[int, float, int]:
+    """(first epoch, best validation MSE so far, optimizer steps so far): 0, inf and 0 for a new run, the saved
+    state with ``resume``."""
+    try:
+        path = prepare_run_dir(out, resume, dist)
+    except RunError as exc:
+        raise RegressError(str(exc)) from exc
+    if path is None:
+        return 0, math.inf, 0
     ckpt = load_checkpoint(path)
     check_compatible(ckpt, "regress", model_name, [], source=path)
-    saved = {k: v for k, v in ckpt["args"].items() if k != "epochs"}
-    mine = {k: v for k, v in args.items() if k != "epochs"}
+    saved, mine = _resume_settings(ckpt["args"]), _resume_settings(args)
     if saved != mine:
         diff = sorted(k for k in mine if saved.get(k) != mine[k])
         raise RegressError(f"--resume: {path} was trained with other settings ({', '.join(diff)})")
     load_model_state(model, ckpt["model"], source=path)
     optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["lr_scheduler"])
+    lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
     note(f"resuming {path} after epoch {ckpt['epoch']}")
-    return int(ckpt["epoch"]) + 1, float(ckpt.get("best_val_mse", math.inf))
+    return int(ckpt["epoch"]) + 1, float(ckpt.get("best_val_mse", math.inf)), int(ckpt.get("global_step", 0))
 
 
 # --------------------------------------------------------------------------------------------------------------

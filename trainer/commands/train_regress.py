@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from trainer.commands.train_common import run_training
+from trainer.launch import nproc_option
 from trainer.options import device_option, seed_option, workers_option
 
 
@@ -31,7 +31,13 @@ from trainer.options import device_option, seed_option, workers_option
     metavar="NAME,NAME,...",
     help="Recorded parameters to predict, e.g. camera.elevation_deg,camera.azimuth_deg,lights.energy_w.",
 )
-@click.option("--model", "model_name", default="resnet18", show_default=True, help="torchvision backbone.")
+@click.option(
+    "--model",
+    "model_name",
+    default="resnet18",
+    show_default=True,
+    help="Backbone: a torchvision classifier name, or small_cnn (tiny, no BatchNorm: exact under --nproc).",
+)
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate (cosine decay).")
@@ -54,6 +60,7 @@ from trainer.options import device_option, seed_option, workers_option
 @device_option
 @workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+@nproc_option
 def regress(
     train_path,
     val_path,
@@ -78,37 +85,28 @@ def regress(
       blendset train regress --train synth/ --val synth_val/ --out runs/elev \\
           --targets camera.elevation_deg --epochs 10
       blendset eval --model runs/elev --data test/
-    """
-    from trainer.checkpoint import CheckpointError
-    from trainer.engine import TqdmProgress
-    from trainer.models import WeightsError
-    from trainer.options import resolve_device
-    from trainer.regress import RegressError, train_regression
 
-    device = resolve_device(device)
-    progress = TqdmProgress(quiet=quiet)
-    note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    try:
-        summary = train_regression(
-            train_path,
-            val_path,
-            out,
-            targets,
-            model_name=model_name,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            image_size=image_size,
-            weights=weights,
-            seed=seed,
-            device=device,
-            workers=workers,
-            resume=resume,
-            progress=progress,
-            note=note,
-        )
-    except (RegressError, WeightsError, CheckpointError) as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        progress.close()
-    click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    With --nproc N (or under torchrun) each process takes --batch-size images per step: the global batch is
+    N x --batch-size.
+    """
+    from trainer.options import resolve_device
+    from trainer.regress import train_regression
+
+    run_training(
+        train_regression,
+        quiet,
+        train=train_path,
+        val=val_path,
+        out=out,
+        targets=targets,
+        model_name=model_name,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        image_size=image_size,
+        weights=weights,
+        seed=seed,
+        device=resolve_device(device),
+        workers=workers,
+        resume=resume,
+    )
