@@ -201,8 +201,14 @@ def gap_section(gap: dict[str, Any] | None, gap_report: str | None) -> str:
         f"<td>{r['synthetic_median']:.3g}</td><td>{r['real_median']:.3g}</td></tr>"
         for r in rows
     )
+    from trainer.gap.analyze import FEATURE_MEASURES
+
     feats = gap.get("features", {}).get("image", {})
-    fnums = ", ".join(f"{k} {v:.3g}" for k, v in feats.items() if isinstance(v, (int, float)))
+    frows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{feats[key]:.3g}</td></tr>"
+        for key, label in FEATURE_MEASURES
+        if isinstance(feats.get(key), (int, float))
+    )
     link = f' Full report: <a href="{html.escape(gap_report)}">{html.escape(gap_report)}</a>.' if gap_report else ""
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in gap.get("warnings", []))
     return (
@@ -211,7 +217,12 @@ def gap_section(gap: dict[str, Any] | None, gap_report: str | None) -> str:
         "<table><tr><th>metadata</th><th>D<sub>B</sub></th><th>synthetic median</th><th>real median</th></tr>"
         + body
         + "</table>"
-        + (f"<p class=small>Feature space (image level): {html.escape(fnums)}</p>" if fnums else "")
+        + (
+            "<p class=small>Feature space, image level (see the warning below for what the extractor can see):</p>"
+            f"<table class=small><tr><th>measure</th><th>value</th></tr>{frows}</table>"
+            if frows
+            else ""
+        )
         + (f"<ul class=small>{warn}</ul>" if warn else "")
     )
 

@@ -401,23 +401,26 @@ def _direction(row: dict[str, Any]) -> str:
     return f"synthetic objects are {lo if s < r else hi} (median {rp.fmt(s)} vs {rp.fmt(r)} in real)"
 
 
+# The feature-space measures in gap.json, with the label a report shows for each.
+FEATURE_MEASURES = (
+    ("knn_real_to_synthetic_mean", "KNN distance real → synthetic (mean)"),
+    ("knn_real_to_real_mean", "KNN distance real → real (baseline)"),
+    ("knn_ratio", "ratio (1 = synthetic as close as real itself)"),
+    ("kde_loglik_synthetic_under_real", "KDE log-likelihood of synthetic under real"),
+    ("kde_loglik_real_under_synthetic", "KDE log-likelihood of real under synthetic"),
+    ("frechet", "Fréchet distance"),
+    ("prdc_precision", "precision (synthetic inside real support)"),
+    ("prdc_recall", "recall (real inside synthetic support)"),
+    ("prdc_density", "density"),
+    ("prdc_coverage", "coverage (real covered by synthetic)"),
+)
+
+
 def _feature_section(
     result: dict[str, Any], feats: dict[str, dict[str, Any]], projection: tuple[np.ndarray, np.ndarray], proj_name: str
 ) -> str:
-    keys = [
-        ("knn_real_to_synthetic_mean", "KNN distance real → synthetic (mean)"),
-        ("knn_real_to_real_mean", "KNN distance real → real (baseline)"),
-        ("knn_ratio", "ratio (1 = synthetic as close as real itself)"),
-        ("kde_loglik_synthetic_under_real", "KDE log-likelihood of synthetic under real"),
-        ("kde_loglik_real_under_synthetic", "KDE log-likelihood of real under synthetic"),
-        ("frechet", "Fréchet distance"),
-        ("prdc_precision", "precision (synthetic inside real support)"),
-        ("prdc_recall", "recall (real inside synthetic support)"),
-        ("prdc_density", "density"),
-        ("prdc_coverage", "coverage (real covered by synthetic)"),
-    ]
     levels = list(feats)
-    rows = [[label] + [feats[lvl].get(key) for lvl in levels] for key, label in keys]
+    rows = [[label] + [feats[lvl].get(key) for lvl in levels] for key, label in FEATURE_MEASURES]
     out = [
         "<h2>Feature space</h2>",
         f"<p class='small'>{rp.esc(result['extractor']['label'])}; features standardised per dimension. "
