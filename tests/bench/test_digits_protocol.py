@@ -164,3 +164,48 @@ def test_bench_command_bad_input(tmp_path):
     (tmp_path / "other.txt").write_text("not a benchmark")
     res = CliRunner().invoke(cli, ["bench", "digits", "--out", str(tmp_path), "--scale", "toy"])
     assert res.exit_code != 0 and "not a digits benchmark folder" in res.output
+
+
+def test_bench_command_refined_adds_curves_d_and_e(demo):
+    """--refined trains (d) and (e) beside (a)-(c) in the same folder; a second call in the same process adds no
+    duplicate rows, and a later call without the flag is back to (a)-(c)."""
+    from trainer.bench import digits as D
+    from trainer.bench import digits_data as dd
+    from trainer.cli import cli
+
+    out, _, _ = demo
+    bench = out / "bench"
+    n_syn = json.load(open(bench / "synthetic" / "done.json"))["count"]
+    saved_sets, saved_builders = list(D.TRAINING_SETS), dict(D.SYNTHETIC_BUILDERS)
+    try:
+        for _ in range(2):
+            res = CliRunner().invoke(
+                cli, ["bench", "digits", "--out", str(bench), "--scale", "toy", "--no-bias-fix", "--refined"]
+            )
+            assert res.exit_code == 0, res.output
+            rows = list(csv.DictReader(open(bench / "table.csv")))
+            assert [(r["training_set"], r["budget"]) for r in rows[5:]] == [
+                ("real+refined", "10"),
+                ("real+refined", "30"),
+                ("refined", "0"),
+            ]
+        assert "| (d) real + refined | 10 | 10 |" in res.output and "| (e) refined only | 0 | 0 |" in res.output
+        for r in rows[5:]:
+            assert r["n_synthetic"] == str(n_syn) and float(r["ci_lo"]) <= float(r["accuracy"]) <= float(r["ci_hi"])
+            assert r["n_real"] == ("0" if r["training_set"] == "refined" else r["budget"])
+        refined, labels, _ = dd.read_imagefolder(str(bench / "refined"))
+        synthetic, syn_labels, _ = dd.read_imagefolder(str(bench / "synthetic"))
+        assert refined.shape == synthetic.shape and (labels == syn_labels).all()
+        assert refined.min() >= 0 and refined.max() <= 16
+        # The refiner trained on the smallest budget's real images (60 toy steps: at this scale its change can
+        # round away on the 0..16 levels, so the pixels are not compared).
+        summary = json.load(open(bench / "refiner" / "summary.json"))
+        assert summary["steps"] == 60 and summary["n_real"] == 10 and summary["n_synthetic"] == n_syn
+
+        res = CliRunner().invoke(cli, ["bench", "digits", "--out", str(bench), "--scale", "toy", "--no-bias-fix"])
+        assert res.exit_code == 0, res.output
+        assert [r["training_set"] for r in csv.DictReader(open(bench / "table.csv"))].count("real+refined") == 0
+    finally:
+        D.TRAINING_SETS[:] = saved_sets
+        D.SYNTHETIC_BUILDERS.clear()
+        D.SYNTHETIC_BUILDERS.update(saved_builders)

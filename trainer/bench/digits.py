@@ -504,6 +504,12 @@ def write_table(cells: list[Cell], out: str) -> tuple[str, str]:
     return csv_path, md_path
 
 
+# Lines without real images are horizontal bands; each gets its own colour and dash, in plot order, so (a) synthetic
+# only and (e) refined only stay apart. Curves take matplotlib's colour cycle; refined ones a square marker.
+FLAT_STYLES: list[tuple[str, str]] = [("grey", "--"), ("tab:purple", ":"), ("tab:brown", "-.")]
+CURVE_MARKERS: dict[str, str] = {"real+refined": "s"}
+
+
 def plot_error_vs_budget(cells: list[Cell], pool_size: int, path: str) -> str:
     """Seed 001's figure: test error vs number of real training images, one line per training set. A training
     set without real images is a horizontal dashed line."""
@@ -517,17 +523,20 @@ def plot_error_vs_budget(cells: list[Cell], pool_size: int, path: str) -> str:
     for c in cells:
         by_set.setdefault(c.label, []).append(c)
     xs_all = sorted({c.n_real for c in cells if c.n_real})
+    flat = 0
     for label, group in by_set.items():
         if all(c.n_real == 0 for c in group):
             c = group[0]
-            ax.axhline(1 - c.accuracy.mean, ls="--", color="grey", label=f"{label} ({c.n_synthetic} renders)")
-            ax.axhspan(1 - c.accuracy.hi, 1 - c.accuracy.lo, color="grey", alpha=0.12)
+            color, ls = FLAT_STYLES[flat % len(FLAT_STYLES)]
+            flat += 1
+            ax.axhline(1 - c.accuracy.mean, ls=ls, color=color, label=f"{label} ({c.n_synthetic} renders)")
+            ax.axhspan(1 - c.accuracy.hi, 1 - c.accuracy.lo, color=color, alpha=0.12)
             continue
         group = sorted(group, key=lambda c: c.n_real)
         x = [c.n_real for c in group]
         y = [1 - c.accuracy.mean for c in group]
         yerr = [[c.accuracy.hi - c.accuracy.mean for c in group], [c.accuracy.mean - c.accuracy.lo for c in group]]
-        ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=label)
+        ax.errorbar(x, y, yerr=yerr, marker=CURVE_MARKERS.get(group[0].training_set, "o"), capsize=3, label=label)
     ax.set_xscale("log")
     if xs_all:
         ax.set_xticks(xs_all)

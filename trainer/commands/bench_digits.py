@@ -27,14 +27,24 @@ from trainer.options import device_option, out_option, overwrite_option, seed_op
     show_default=True,
     help="Deform the glyph strokes with the scene's lattice (the 'handwriting-like' option).",
 )
+@click.option(
+    "--refined/--no-refined",
+    default=False,
+    show_default=True,
+    help="Also train (d) real + refined and (e) refined only: the renders passed through seed 001's refiner.",
+)
 @overwrite_option
-def digits(out: str, scale: str, seed: int, device: str, bias_fix: bool, handwriting: bool, overwrite: bool) -> None:
+def digits(
+    out: str, scale: str, seed: int, device: str, bias_fix: bool, handwriting: bool, refined: bool, overwrite: bool
+) -> None:
     """Run the digits protocol and write table.csv, table.md, error_vs_budget.png and results.json into OUT.
 
     \b
     Real data: sklearn's load_digits (1797 images), split once with a fixed seed into a train pool, a val set
     and a test set (50%, never trained on). Training sets: (a) synthetic only, (b) real only and (c) real +
-    synthetic at real budgets 10, 30, 100, 300 and all. Test accuracy with bootstrap 95% intervals.
+    synthetic at real budgets 10, 30, 100, 300 and all. --refined adds (d) real + refined and (e) refined only
+    (the renders refined toward the smallest budget's real images; docs/refine.md). Test accuracy with bootstrap
+    95% intervals.
     An existing OUT is resumed (finished steps are kept); --overwrite is needed only to reuse a folder that
     holds something else.
 
@@ -42,9 +52,11 @@ def digits(out: str, scale: str, seed: int, device: str, bias_fix: bool, handwri
     Example:
       blendset bench digits --out runs/digits --scale small --seed 0
     """
+    from trainer.bench import digits as bench
     from trainer.bench.digits import BenchError, run_digits_benchmark
     from trainer.bench.digits_data import DigitsDataError
     from trainer.options import resolve_device
+    from trainer.refine.digits import REFINED_KEYS, add_refined_curves
 
     results_file = os.path.join(out, "results.json")
     if os.path.isdir(out) and os.listdir(out) and not overwrite and not os.path.isdir(os.path.join(out, "real")):
@@ -55,6 +67,10 @@ def digits(out: str, scale: str, seed: int, device: str, bias_fix: bool, handwri
         if not quiet:
             click.echo(msg, err=True)
 
+    if refined:
+        training_sets = add_refined_curves(bench)
+    else:
+        training_sets = [ts for ts in bench.TRAINING_SETS if ts.key not in REFINED_KEYS]
     try:
         results = run_digits_benchmark(
             out,
@@ -64,6 +80,7 @@ def digits(out: str, scale: str, seed: int, device: str, bias_fix: bool, handwri
             progress=progress,
             with_bias_fix=bias_fix,
             scene_options={"handwriting": handwriting},
+            training_sets=training_sets,
         )
     except (BenchError, DigitsDataError) as e:
         raise click.ClickException(str(e)) from e

@@ -55,14 +55,21 @@ def build_refined(ctx: Any) -> str:
     return out
 
 
-def add_refined_curves(bench: Any = None) -> None:
-    """Register the ``refined`` source and the training sets (d) and (e) with the digits benchmark (idempotent)."""
+# The keys of the training sets this module adds, so a caller can leave them out again (``bench digits`` without
+# ``--refined`` in a process that registered them).
+REFINED_KEYS = ("real+refined", "refined")
+
+
+def add_refined_curves(bench: Any = None) -> list[Any]:
+    """Register the ``refined`` source and the training sets (d) and (e) with the digits benchmark and return the
+    full list of training sets. Idempotent: a second call adds nothing."""
     if bench is None:
         from trainer.bench import digits as bench
     bench.SYNTHETIC_BUILDERS["refined"] = build_refined
     keys = {ts.key for ts in bench.TRAINING_SETS}
     new = [
-        bench.TrainingSet("real+refined", "(d) real + refined", real=True, synthetic="refined"),
-        bench.TrainingSet("refined", "(e) refined only", real=False, synthetic="refined"),
+        bench.TrainingSet(REFINED_KEYS[0], "(d) real + refined", real=True, synthetic="refined"),
+        bench.TrainingSet(REFINED_KEYS[1], "(e) refined only", real=False, synthetic="refined"),
     ]
     bench.TRAINING_SETS.extend(ts for ts in new if ts.key not in keys)
+    return list(bench.TRAINING_SETS)
