@@ -6,6 +6,9 @@
 --seed         random seed                 train *, render, gap *, refine *, bench *
 --overwrite    replace an existing output  export, gap *, bench *
 --workers      data-loading processes      train *, eval, gap *
+--synthetic/-s rendered dataset            gap *, refine train
+--real/-r      real dataset                gap *, refine train
+-q/--quiet     no progress bars or notes   every command that draws progress
 """
 
 from __future__ import annotations
@@ -23,6 +26,20 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an ex
 workers_option = click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(0), help="Data-loading worker processes."
 )
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+
+
+def synthetic_option(help: str = "Synthetic dataset folder (annotations.json + images/).", file_okay: bool = True):
+    """``--synthetic/-s``: the rendered side of a comparison; ``help`` says what the command accepts there."""
+    return click.option(
+        "--synthetic", "-s", required=True, type=click.Path(exists=True, file_okay=file_okay), help=help
+    )
+
+
+def real_option(help: str = "Real dataset folder (annotations.json + images/).", file_okay: bool = True):
+    """``--real/-r``: the real side of a comparison; ``help`` says what the command accepts there."""
+    return click.option("--real", "-r", required=True, type=click.Path(exists=True, file_okay=file_okay), help=help)
 
 
 def resolve_device(name: str) -> str:

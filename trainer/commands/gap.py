@@ -11,24 +11,17 @@ from contextlib import contextmanager
 
 import click
 
-from trainer.options import device_option, out_option, overwrite_option, seed_option
+from trainer.options import (
+    device_option,
+    out_option,
+    overwrite_option,
+    quiet_option,
+    real_option,
+    seed_option,
+    synthetic_option,
+)
 
 EXTRACTOR_HELP = "random | torchvision:NAME[:WEIGHTS_PATH] | detector:RUN (a Blendset run folder or .pth)."
-synthetic_option = click.option(
-    "--synthetic",
-    "-s",
-    required=True,
-    type=click.Path(exists=True),
-    help="Synthetic dataset folder (annotations.json + images/).",
-)
-real_option = click.option(
-    "--real",
-    "-r",
-    required=True,
-    type=click.Path(exists=True),
-    help="Real dataset folder (annotations.json + images/).",
-)
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 size_option = click.option(
     "--size",
     default=96,
@@ -94,8 +87,8 @@ def gap() -> None:
 
 
 @gap.command(short_help="Metadata and feature-space gap report (HTML + JSON).")
-@synthetic_option
-@real_option
+@synthetic_option()
+@real_option()
 @out_option
 @click.option("--extractor", default="random", show_default=True, help=EXTRACTOR_HELP)
 @size_option
@@ -136,8 +129,8 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
 
 
 @gap.command("filter", short_help="Drop synthetic images/boxes unlike the real set; write a filtered COCO.")
-@synthetic_option
-@real_option
+@synthetic_option()
+@real_option()
 @out_option
 @click.option(
     "--keep",
@@ -221,8 +214,8 @@ def filter_cmd(
 
 
 @gap.command(short_help="Write a mixture config whose box areas and positions match the real set.")
-@synthetic_option
-@real_option
+@synthetic_option()
+@real_option()
 @click.option(
     "--config",
     "config",
@@ -262,8 +255,8 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
 
 
 @gap.command("predict-metadata", short_help="Learn depth/occlusion/background/shape from features; label real boxes.")
-@synthetic_option
-@real_option
+@synthetic_option()
+@real_option()
 @out_option
 @click.option(
     "--extractor",
@@ -319,7 +312,7 @@ def predict_metadata(synthetic, real, out, extractors, targets, folds, size, dev
     type=click.Path(exists=True),
     help="Training run folder (RUN/eval/<real-name>/ results are used, or created).",
 )
-@real_option
+@real_option()
 @out_option
 @click.option(
     "--base-config",
@@ -370,8 +363,8 @@ def suggest(model, real, out, base_config, count, score_threshold, device, overw
 
 
 @gap.command(short_help="Dataset quality score without training, with a bootstrap interval.")
-@synthetic_option
-@real_option
+@synthetic_option()
+@real_option()
 @click.option("--extractor", default="random", show_default=True, help=EXTRACTOR_HELP)
 @size_option
 @click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(10))

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from trainer.options import device_option, overwrite_option, seed_option
+from trainer.options import device_option, overwrite_option, quiet_option, real_option, seed_option, synthetic_option
 
 
 @contextmanager
@@ -35,20 +35,8 @@ def refine() -> None:
 
 
 @refine.command("train", short_help="Train an unpaired render-to-real translator.")
-@click.option(
-    "--synthetic",
-    "-s",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Rendered dataset folder (annotations.json + images/) or a folder of images.",
-)
-@click.option(
-    "--real",
-    "-r",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Real images: a COCO dataset folder or a plain folder of images (no labels needed).",
-)
+@synthetic_option("Rendered dataset folder (annotations.json + images/) or a folder of images.", file_okay=False)
+@real_option("Real images: a COCO dataset folder or a plain folder of images (no labels needed).", file_okay=False)
 @click.option(
     "-o",
     "--out",
@@ -90,7 +78,7 @@ def refine() -> None:
 )
 @device_option
 @seed_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_edge, n_blocks, device, seed, quiet):
     """Train a refiner from SYNTHETIC renders to REAL images. A killed run resumes from OUT/checkpoint.pth
     when started again with the same options."""
@@ -153,7 +141,7 @@ def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_
     type=click.FloatRange(0, 1),
     help="Fail (exit 1, output kept) when the mean edge IoU between input and output is below this.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def apply_cmd(model_path, synthetic, out, overwrite, device, min_edge_iou, quiet):
     """Refine every image of the SYNTHETIC dataset into OUT. annotations.json, masks, depth and frame records are
     copied byte for byte; OUT/refine_report.json says how well edges and mask boundaries survived."""
