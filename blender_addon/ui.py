@@ -175,6 +175,16 @@ class VIEW3D_PT_blendset_labels(_Tab, bpy.types.Panel):
         draw_field(layout, s.config, props_config.field_kind("label_properties", "label_properties", bool))
 
 
+def _draw_editable_list(layout: bpy.types.UILayout, pg: bpy.types.PropertyGroup, field: str, rows: int) -> None:
+    """A config list (``classes``, ``mixture``) with add/remove buttons beside it."""
+    row = layout.row()
+    row.template_list(f"BLENDSET_UL_{field}", "", pg, field, pg, f"{field}_index", rows=rows)
+    col = row.column(align=True)
+    for action, icon in (("ADD", "ADD"), ("REMOVE", "REMOVE")):
+        op = col.operator("blendset.collection_edit", text="", icon=icon)
+        op.field, op.action = field, action
+
+
 class VIEW3D_PT_blendset_classes(_Tab, bpy.types.Panel):
     bl_label = "Classes"
     bl_parent_id = "VIEW3D_PT_blendset_labels"
@@ -183,13 +193,7 @@ class VIEW3D_PT_blendset_classes(_Tab, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         pg = _settings(context).config
-        row = layout.row()
-        row.template_list("BLENDSET_UL_classes", "", pg, "classes", pg, "classes_index", rows=3)
-        col = row.column(align=True)
-        add = col.operator("blendset.collection_edit", text="", icon="ADD")
-        add.field, add.action = "classes", "ADD"
-        rem = col.operator("blendset.collection_edit", text="", icon="REMOVE")
-        rem.field, rem.action = "classes", "REMOVE"
+        _draw_editable_list(layout, pg, "classes", rows=3)
         if 0 <= pg.classes_index < len(pg.classes):
             draw_fields(layout, pg.classes[pg.classes_index], cfg.ClassSpec, "classes.", skip=("name", "id", "color"))
 
@@ -225,13 +229,7 @@ class VIEW3D_PT_blendset_mixture(_Tab, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         pg = _settings(context).config
-        row = layout.row()
-        row.template_list("BLENDSET_UL_mixture", "", pg, "mixture", pg, "mixture_index", rows=2)
-        col = row.column(align=True)
-        add = col.operator("blendset.collection_edit", text="", icon="ADD")
-        add.field, add.action = "mixture", "ADD"
-        rem = col.operator("blendset.collection_edit", text="", icon="REMOVE")
-        rem.field, rem.action = "mixture", "REMOVE"
+        _draw_editable_list(layout, pg, "mixture", rows=2)
         if not pg.mixture:
             layout.label(text="Optional: weighted sub-configs", icon="INFO")
         if 0 <= pg.mixture_index < len(pg.mixture):
