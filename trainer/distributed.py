@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -71,5 +72,11 @@ def mean_over_ranks(info: DistInfo, values: dict[str, float], device: str) -> di
 
 
 def shutdown(info: DistInfo) -> None:
+    """Tear the process group down on every rank together. Without the barrier, a rank that finishes first (rank
+    0 still validating and writing) destroys its gloo group while the peer is active, and the process can abort
+    at exit ("terminate called without an active exception"). Called from ``finally``: when an exception is in
+    flight, no barrier, since a failed peer would never reach it."""
     if info.enabled and dist.is_initialized():
+        if sys.exc_info()[0] is None:
+            dist.barrier()
         dist.destroy_process_group()
