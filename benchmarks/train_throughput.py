@@ -27,8 +27,19 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def plain_torchvision_loop(data: str, model_name: str, batch_size: int, steps: int, min_size: int, max_size: int,
-                           workers: int, device: str, amp: bool, seed: int, lr: float) -> dict:
+def plain_torchvision_loop(
+    data: str,
+    model_name: str,
+    batch_size: int,
+    steps: int,
+    min_size: int,
+    max_size: int,
+    workers: int,
+    device: str,
+    amp: bool,
+    seed: int,
+    lr: float,
+) -> dict:
     """The loop a user writes from torchvision's docs: CocoDetection wrapped for v2, shuffled DataLoader."""
     from torchvision import datasets
     from torchvision.models import get_model
@@ -40,14 +51,25 @@ def plain_torchvision_loop(data: str, model_name: str, batch_size: int, steps: i
     ds = datasets.CocoDetection(images, ann, transforms=v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, True)]))
     ds = datasets.wrap_dataset_for_transforms_v2(ds, target_keys=("boxes", "labels"))
     num_classes = len(json.load(open(ann))["categories"])
-    model = get_model(model_name, weights=None, weights_backbone=None, num_classes=num_classes + 1,
-                      min_size=min_size, max_size=max_size).to(device)
+    model = get_model(
+        model_name,
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes + 1,
+        min_size=min_size,
+        max_size=max_size,
+    ).to(device)
     # labels in torchvision's wrapper are the raw category ids: shift to 1..K so both loops learn the same task
     ids = sorted(c["id"] for c in json.load(open(ann))["categories"])
     shift = {cid: i + 1 for i, cid in enumerate(ids)}
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         collate_fn=lambda b: tuple(zip(*b, strict=True)),
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=lambda b: tuple(zip(*b, strict=True)),
+        generator=torch.Generator().manual_seed(seed),
+    )
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9, weight_decay=1e-4)
     scaler = torch.amp.GradScaler("cuda") if amp and device.startswith("cuda") else None
     model.train()
@@ -55,9 +77,15 @@ def plain_torchvision_loop(data: str, model_name: str, batch_size: int, steps: i
     while done < steps:
         for imgs, targets in loader:
             imgs = [i.to(device) for i in imgs]
-            targets = [{"boxes": t["boxes"].to(device) if "boxes" in t else torch.zeros(0, 4, device=device),
-                        "labels": torch.tensor([shift[int(x)] for x in t.get("labels", [])], dtype=torch.int64,
-                                               device=device)} for t in targets]
+            targets = [
+                {
+                    "boxes": t["boxes"].to(device) if "boxes" in t else torch.zeros(0, 4, device=device),
+                    "labels": torch.tensor(
+                        [shift[int(x)] for x in t.get("labels", [])], dtype=torch.int64, device=device
+                    ),
+                }
+                for t in targets
+            ]
             with torch.autocast("cuda" if device.startswith("cuda") else "cpu", enabled=amp):
                 loss = sum(model(imgs, targets).values())
             opt.zero_grad()
@@ -99,15 +127,42 @@ class Clock:
         return {"img_s": self.images / wall, "img_cpu_s": self.images / cpu}
 
 
-def blendset_loop(data: str, model_name: str, batch_size: int, steps: int, min_size: int, max_size: int,
-                  workers: int, device: str, amp: bool, seed: int, lr: float, out: str) -> dict:
+def blendset_loop(
+    data: str,
+    model_name: str,
+    batch_size: int,
+    steps: int,
+    min_size: int,
+    max_size: int,
+    workers: int,
+    device: str,
+    amp: bool,
+    seed: int,
+    lr: float,
+    out: str,
+) -> dict:
     from trainer.detect import train_detector
 
     clock = Clock()
-    result = train_detector([data], out, model=model_name, epochs=1, batch_size=batch_size, lr=lr, weights="none",
-                            min_size=min_size, max_size=max_size, augment="none", seed=seed, device=device,
-                            workers=workers, amp=amp, warmup_iters=0, epoch_size=steps * batch_size,
-                            progress=lambda stats: clock.tick(batch_size, device))
+    result = train_detector(
+        [data],
+        out,
+        model=model_name,
+        epochs=1,
+        batch_size=batch_size,
+        lr=lr,
+        weights="none",
+        min_size=min_size,
+        max_size=max_size,
+        augment="none",
+        seed=seed,
+        device=device,
+        workers=workers,
+        amp=amp,
+        warmup_iters=0,
+        epoch_size=steps * batch_size,
+        progress=lambda stats: clock.tick(batch_size, device),
+    )
     train = result["history"][0]["train"]
     return {**clock.rates(), "data_wait": train["data_wait"]}
 
@@ -132,31 +187,51 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
-            sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests",
-                                            "trainer"))
+            sys.path.insert(
+                0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "trainer")
+            )
             from conftest import draw_shapes_dataset
 
             data = draw_shapes_dataset(os.path.join(tmp, "shapes"), n_images=32, size=(128, 160), seed=0)
-        common = dict(data=data, model_name=args.model, batch_size=args.batch_size, steps=args.steps,
-                      min_size=args.min_size, max_size=args.max_size, workers=args.workers, device=args.device,
-                      amp=args.amp, seed=0, lr=args.lr)
+        common = dict(
+            data=data,
+            model_name=args.model,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            min_size=args.min_size,
+            max_size=args.max_size,
+            workers=args.workers,
+            device=args.device,
+            amp=args.amp,
+            seed=0,
+            lr=args.lr,
+        )
         ours, plain = [], []
         for r in range(args.repeats):  # alternate, so load changes on a shared machine hit both alike
             plain.append(plain_torchvision_loop(**common))
             ours.append(blendset_loop(**common, out=os.path.join(tmp, f"run{r}")))
-            print(f"repeat {r}: blendset {ours[-1]['img_s']:.2f} img/s ({ours[-1]['img_cpu_s']:.2f} per CPU s), "
-                  f"plain {plain[-1]['img_s']:.2f} img/s ({plain[-1]['img_cpu_s']:.2f} per CPU s)", file=sys.stderr)
+            print(
+                f"repeat {r}: blendset {ours[-1]['img_s']:.2f} img/s ({ours[-1]['img_cpu_s']:.2f} per CPU s), "
+                f"plain {plain[-1]['img_s']:.2f} img/s ({plain[-1]['img_cpu_s']:.2f} per CPU s)",
+                file=sys.stderr,
+            )
     ours_ips = statistics.median(o["img_s"] for o in ours)
     plain_ips = statistics.median(o["img_s"] for o in plain)
     ours_cpu = statistics.median(o["img_cpu_s"] for o in ours)
     plain_cpu = statistics.median(o["img_cpu_s"] for o in plain)
     report = {
         "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(),
-        "model": args.model, "batch_size": args.batch_size, "steps": args.steps, "image_size": [args.min_size,
-                                                                                                args.max_size],
-        "workers": args.workers, "amp": args.amp, "blendset_img_s": round(ours_ips, 3),
-        "plain_img_s": round(plain_ips, 3), "ratio": round(ours_ips / plain_ips, 3),
-        "blendset_img_per_cpu_s": round(ours_cpu, 3), "plain_img_per_cpu_s": round(plain_cpu, 3),
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "image_size": [args.min_size, args.max_size],
+        "workers": args.workers,
+        "amp": args.amp,
+        "blendset_img_s": round(ours_ips, 3),
+        "plain_img_s": round(plain_ips, 3),
+        "ratio": round(ours_ips / plain_ips, 3),
+        "blendset_img_per_cpu_s": round(ours_cpu, 3),
+        "plain_img_per_cpu_s": round(plain_cpu, 3),
         "cpu_clock_ratio": round(ours_cpu / plain_cpu, 3),
         "per_repeat_ratio": [round(o["img_s"] / p["img_s"], 3) for o, p in zip(ours, plain, strict=True)],
         "blendset_data_wait_share": round(statistics.median(o["data_wait"] for o in ours), 4),

@@ -33,8 +33,13 @@ def write_block(path: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--write", metavar="MARKDOWN", action="append", default=[],
-                   help="replace the block between the config-reference markers (repeatable)")
+    p.add_argument(
+        "--write",
+        metavar="MARKDOWN",
+        action="append",
+        default=[],
+        help="replace the block between the config-reference markers (repeatable)",
+    )
     args = p.parse_args()
     text = reference_markdown()
     if not args.write:

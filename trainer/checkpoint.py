@@ -62,8 +62,13 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def check_compatible(ckpt: dict, task: str, model_name: str | None = None, categories: list[dict] | None = None,
-                     source: str = "checkpoint") -> None:
+def check_compatible(
+    ckpt: dict,
+    task: str,
+    model_name: str | None = None,
+    categories: list[dict] | None = None,
+    source: str = "checkpoint",
+) -> None:
     """Refuse to resume or fine-tune from a checkpoint made for another task, model or class list."""
     if ckpt.get("task") != task:
         raise CheckpointError(f"{source} is for task {ckpt.get('task')!r}, this run is {task!r}")

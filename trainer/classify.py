@@ -33,16 +33,39 @@ from trainer.training import (
 from trainer.transforms import classification_transforms, parse_policy
 
 
-def train_classifier(train: Sequence[str | tuple[str, float | None]], out: str, *, val: str | None = None,
-                     model: str = "resnet18", epochs: int = 10, batch_size: int = 32, lr: float = 0.01,
-                     image_size: int = 224, weights: str = "none", freeze_backbone: bool = False,
-                     balanced: bool = False, grayscale: bool = False, augment: str | list = "basic", seed: int = 0,
-                     device: str = "auto", workers: int = 2, resume: bool = False, init_from: str | None = None,
-                     amp: bool = False, accum_steps: int = 1, skip_bad: bool = False, padding: float = 0.1,
-                     optimizer: str = "sgd", weight_decay: float = 1e-4, warmup_iters: int = 0,
-                     epoch_size: int | None = None, max_steps_per_epoch: int | None = None,
-                     tensorboard: bool = False, progress: Callable[[dict], None] | None = None,
-                     note: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def train_classifier(
+    train: Sequence[str | tuple[str, float | None]],
+    out: str,
+    *,
+    val: str | None = None,
+    model: str = "resnet18",
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 0.01,
+    image_size: int = 224,
+    weights: str = "none",
+    freeze_backbone: bool = False,
+    balanced: bool = False,
+    grayscale: bool = False,
+    augment: str | list = "basic",
+    seed: int = 0,
+    device: str = "auto",
+    workers: int = 2,
+    resume: bool = False,
+    init_from: str | None = None,
+    amp: bool = False,
+    accum_steps: int = 1,
+    skip_bad: bool = False,
+    padding: float = 0.1,
+    optimizer: str = "sgd",
+    weight_decay: float = 1e-4,
+    warmup_iters: int = 0,
+    epoch_size: int | None = None,
+    max_steps_per_epoch: int | None = None,
+    tensorboard: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    note: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
     """Train a classifier and write the run folder ``out``; ``best.pth`` is the best validation accuracy.
 
     :param train: ``"path"`` / ``"path:ratio"`` strings or ``(path, ratio)`` pairs; COCO folders give one crop per
@@ -64,7 +87,8 @@ def train_classifier(train: Sequence[str | tuple[str, float | None]], out: str, 
 
     train_tf = classification_transforms(image_size, policy, grayscale)
     datasets = open_sources(
-        sources, lambda p: classification_dataset(p, train_tf, on_problem=on_problem, padding=padding), note)
+        sources, lambda p: classification_dataset(p, train_tf, on_problem=on_problem, padding=padding), note
+    )
     categories = datasets[0].categories
     sampler = mixing_sampler(datasets, [r for _, r in sources], batch_size, balanced, seed, dist, epoch_size)
     loader = train_loader(datasets, sampler, batch_size, workers, None, seed, device)
@@ -92,19 +116,40 @@ def train_classifier(train: Sequence[str | tuple[str, float | None]], out: str, 
     scaler = torch.amp.GradScaler("cuda") if amp and device.startswith("cuda") else None
     state = LoopState()
     if resume_ckpt:
-        state = resume_from(resume_ckpt, model_without_ddp, opt, scheduler, scaler, "classify", model, categories,
-                            note)
+        state = resume_from(resume_ckpt, model_without_ddp, opt, scheduler, scaler, "classify", model, categories, note)
     if dist.is_main:
         write_json(os.path.join(out, "args.json"), args)
     try:
         return run_epochs(
-            task="classify", model_name=model, categories=categories, model=net, model_without_ddp=model_without_ddp,
-            optimizer=opt, scheduler=scheduler, scaler=scaler, loader=loader, sampler=sampler, device=device,
-            epochs=epochs, loss_fn=classification_loss, validate=validate, metric_name="accuracy", out=out,
-            args=args, dist=dist, state=state, amp=amp, accum_steps=accum_steps, channels_last=channels_last,
-            warmup_iters=warmup_iters, progress=progress, note=note, tensorboard=tensorboard,
+            task="classify",
+            model_name=model,
+            categories=categories,
+            model=net,
+            model_without_ddp=model_without_ddp,
+            optimizer=opt,
+            scheduler=scheduler,
+            scaler=scaler,
+            loader=loader,
+            sampler=sampler,
+            device=device,
+            epochs=epochs,
+            loss_fn=classification_loss,
+            validate=validate,
+            metric_name="accuracy",
+            out=out,
+            args=args,
+            dist=dist,
+            state=state,
+            amp=amp,
+            accum_steps=accum_steps,
+            channels_last=channels_last,
+            warmup_iters=warmup_iters,
+            progress=progress,
+            note=note,
+            tensorboard=tensorboard,
             max_steps_per_epoch=max_steps_per_epoch,
-            extra={"image_size": image_size, "grayscale": grayscale, "padding": padding})
+            extra={"image_size": image_size, "grayscale": grayscale, "padding": padding},
+        )
     finally:
         shutdown(dist)
 

@@ -139,7 +139,8 @@ def align_categories(reference: list[dict], dataset, reference_name: str, name: 
     to the reference's order when it holds the same set of names.
     """
     if isinstance(dataset, ImageFolderDataset) and sorted(c["name"] for c in dataset.categories) == sorted(
-            c["name"] for c in reference):
+        c["name"] for c in reference
+    ):
         index = {c["name"]: i for i, c in enumerate(reference)}
         old = [c["name"] for c in dataset.categories]
         dataset.targets = [index[old[t]] for t in dataset.targets]
@@ -169,8 +170,9 @@ class CocoDetection(torch.utils.data.Dataset):
     Labels are positions in the id-sorted category list, so a checkpoint's ``categories`` maps them back.
     """
 
-    def __init__(self, path: str, transforms=None, masks: bool = False, on_problem: str = "raise",
-                 check_files: bool = True):
+    def __init__(
+        self, path: str, transforms=None, masks: bool = False, on_problem: str = "raise", check_files: bool = True
+    ):
         self.source = load_coco_source(path, on_problem=on_problem, check_files=check_files)
         self.path = path
         self.transforms = transforms
@@ -233,7 +235,7 @@ class CocoDetection(torch.utils.data.Dataset):
             seg = ann.get("segmentation")
             if not seg:
                 x, y, w, h = ann["bbox"]  # no mask given: the box is the best mask we have
-                out[i, int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 1
+                out[i, int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
                 continue
             if isinstance(seg, list):
                 rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
@@ -264,8 +266,15 @@ class CocoCrops(torch.utils.data.Dataset):
     ``meta[i]`` is ``(image_id, annotation_id)`` so predictions can be traced back to the COCO file.
     """
 
-    def __init__(self, path: str, transforms=None, padding: float = 0.1, on_problem: str = "raise",
-                 check_files: bool = True, min_size: float = 2.0):
+    def __init__(
+        self,
+        path: str,
+        transforms=None,
+        padding: float = 0.1,
+        on_problem: str = "raise",
+        check_files: bool = True,
+        min_size: float = 2.0,
+    ):
         self.source = load_coco_source(path, on_problem=on_problem, check_files=check_files)
         self.path = path
         self.transforms = transforms
@@ -318,7 +327,7 @@ def crop_box(image: torch.Tensor, bbox: Sequence[float], padding: float) -> torc
     y0 = max(0, int(np.floor(y - padding * h)))
     x1 = min(width, int(np.ceil(x + w + padding * w)))
     y1 = min(height, int(np.ceil(y + h + padding * h)))
-    return image[:, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    return image[:, y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
 
 
 class ImageFolderDataset(torch.utils.data.Dataset):
@@ -365,8 +374,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return image, self.targets[index]
 
 
-def classification_dataset(path: str, transforms=None, on_problem: str = "raise", padding: float = 0.1,
-                           check_files: bool = True):
+def classification_dataset(
+    path: str, transforms=None, on_problem: str = "raise", padding: float = 0.1, check_files: bool = True
+):
     """COCO crops or ImageFolder, by what ``path`` holds."""
     if dataset_kind(path) == "coco":
         return CocoCrops(path, transforms, padding=padding, on_problem=on_problem, check_files=check_files)
@@ -403,8 +413,14 @@ def _reason_kind(skip) -> str:
     if getattr(skip, "kind", None) not in (None, "image", "annotation"):
         return skip.kind  # shared.coco.Problem: kind is already a reason class
     reason = getattr(skip, "reason", None) or str(skip)
-    for prefix in ("zero-area box", "unknown category id", "missing image file", "corrupt image", "box ",
-                   "refers to unknown image"):
+    for prefix in (
+        "zero-area box",
+        "unknown category id",
+        "missing image file",
+        "corrupt image",
+        "box ",
+        "refers to unknown image",
+    ):
         if reason.startswith(prefix):
             return "box out of bounds" if prefix == "box " else prefix
     return reason

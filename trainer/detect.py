@@ -41,16 +41,39 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def train_detector(train: Sequence[str | tuple[str, float | None]], out: str, *, val: str | None = None,
-                   model: str = "fasterrcnn_mobilenet_v3_large_fpn", epochs: int = 10, batch_size: int = 4,
-                   lr: float = 0.01, weights: str = "none", trainable_backbone_layers: int | None = None,
-                   freeze_backbone: bool = False, min_size: int = 800, max_size: int = 1333,
-                   augment: str | list = "hflip", balanced: bool = False, seed: int = 0, device: str = "auto",
-                   workers: int = 2, resume: bool = False, init_from: str | None = None, amp: bool = False,
-                   accum_steps: int = 1, skip_bad: bool = False, optimizer: str = "sgd", weight_decay: float = 1e-4,
-                   warmup_iters: int = 100, epoch_size: int | None = None, max_steps_per_epoch: int | None = None,
-                   tensorboard: bool = False, progress: Callable[[dict], None] | None = None,
-                   note: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def train_detector(
+    train: Sequence[str | tuple[str, float | None]],
+    out: str,
+    *,
+    val: str | None = None,
+    model: str = "fasterrcnn_mobilenet_v3_large_fpn",
+    epochs: int = 10,
+    batch_size: int = 4,
+    lr: float = 0.01,
+    weights: str = "none",
+    trainable_backbone_layers: int | None = None,
+    freeze_backbone: bool = False,
+    min_size: int = 800,
+    max_size: int = 1333,
+    augment: str | list = "hflip",
+    balanced: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    workers: int = 2,
+    resume: bool = False,
+    init_from: str | None = None,
+    amp: bool = False,
+    accum_steps: int = 1,
+    skip_bad: bool = False,
+    optimizer: str = "sgd",
+    weight_decay: float = 1e-4,
+    warmup_iters: int = 100,
+    epoch_size: int | None = None,
+    max_steps_per_epoch: int | None = None,
+    tensorboard: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    note: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
     """Train a detector and write the run folder ``out`` (checkpoint.pth, best.pth, args.json, metrics.jsonl).
 
     :param train: sources as ``"path"`` / ``"path:ratio"`` strings or ``(path, ratio)`` pairs.
@@ -73,7 +96,8 @@ def train_detector(train: Sequence[str | tuple[str, float | None]], out: str, *,
     resume_ckpt = prepare_run_dir(out, resume, dist)
 
     datasets = open_sources(
-        sources, lambda p: CocoDetection(p, detection_transforms(policy), masks=masks, on_problem=on_problem), note)
+        sources, lambda p: CocoDetection(p, detection_transforms(policy), masks=masks, on_problem=on_problem), note
+    )
     categories = datasets[0].categories
     sampler = mixing_sampler(datasets, [r for _, r in sources], batch_size, balanced, seed, dist, epoch_size)
     loader = train_loader(datasets, sampler, batch_size, workers, detection_collate, seed, device)
@@ -87,8 +111,9 @@ def train_detector(train: Sequence[str | tuple[str, float | None]], out: str, *,
         val_loader = eval_loader(val_ds, batch_size, workers, detection_collate)
         validate = _validator(val_ds, val_loader, device, categories, amp)
 
-    net = get_detection_model(model, len(categories), weights, trainable_backbone_layers, freeze_backbone,
-                              min_size, max_size).to(device)
+    net = get_detection_model(
+        model, len(categories), weights, trainable_backbone_layers, freeze_backbone, min_size, max_size
+    ).to(device)
     if init_from:
         init_from_checkpoint(net, init_from, "detect", categories, note)
     model_without_ddp = net
@@ -104,13 +129,35 @@ def train_detector(train: Sequence[str | tuple[str, float | None]], out: str, *,
         write_json(os.path.join(out, "args.json"), args)
     try:
         return run_epochs(
-            task="detect", model_name=model, categories=categories, model=net, model_without_ddp=model_without_ddp,
-            optimizer=opt, scheduler=scheduler, scaler=scaler, loader=loader, sampler=sampler, device=device,
-            epochs=epochs, loss_fn=detection_loss, validate=validate, metric_name="mAP", out=out, args=args,
-            dist=dist, state=state, amp=amp, accum_steps=accum_steps, channels_last=False,
-            warmup_iters=warmup_iters, progress=progress, note=note, tensorboard=tensorboard,
+            task="detect",
+            model_name=model,
+            categories=categories,
+            model=net,
+            model_without_ddp=model_without_ddp,
+            optimizer=opt,
+            scheduler=scheduler,
+            scaler=scaler,
+            loader=loader,
+            sampler=sampler,
+            device=device,
+            epochs=epochs,
+            loss_fn=detection_loss,
+            validate=validate,
+            metric_name="mAP",
+            out=out,
+            args=args,
+            dist=dist,
+            state=state,
+            amp=amp,
+            accum_steps=accum_steps,
+            channels_last=False,
+            warmup_iters=warmup_iters,
+            progress=progress,
+            note=note,
+            tensorboard=tensorboard,
             max_steps_per_epoch=max_steps_per_epoch,
-            extra={"min_size": min_size, "max_size": max_size, "masks": masks})
+            extra={"min_size": min_size, "max_size": max_size, "masks": masks},
+        )
     finally:
         shutdown(dist)
 
@@ -130,7 +177,12 @@ def build_detector_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     """The model a detection checkpoint was trained with, weights loaded, in eval mode."""
     from trainer.checkpoint import load_model_state
 
-    model = get_detection_model(ckpt["model_name"], len(ckpt["categories"]), "none",
-                                min_size=int(ckpt.get("min_size", 800)), max_size=int(ckpt.get("max_size", 1333)))
+    model = get_detection_model(
+        ckpt["model_name"],
+        len(ckpt["categories"]),
+        "none",
+        min_size=int(ckpt.get("min_size", 800)),
+        max_size=int(ckpt.get("max_size", 1333)),
+    )
     load_model_state(model, ckpt["model"])
     return model.eval()

@@ -27,8 +27,10 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, epoch: int, step: int, losses: dict[str, float]):
         self.losses = losses
         terms = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        super().__init__(f"loss is not finite at epoch {epoch} step {step}: {terms}. Stopping; try a lower --lr, "
-                         "fewer --accum-steps, or check the data for broken boxes")
+        super().__init__(
+            f"loss is not finite at epoch {epoch} step {step}: {terms}. Stopping; try a lower --lr, "
+            "fewer --accum-steps, or check the data for broken boxes"
+        )
 
 
 class MetricsLog:
@@ -81,8 +83,10 @@ def to_device(images, targets, device: str, channels_last: bool = False):
             images = images.contiguous(memory_format=torch.channels_last)
         return images, targets.to(device, non_blocking=True)
     images = [img.to(device, non_blocking=True) for img in images]
-    targets = [{k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
-               for t in targets]
+    targets = [
+        {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
+        for t in targets
+    ]
     return images, targets
 
 
@@ -109,11 +113,24 @@ def _mean_over_ranks(values: dict[str, float], device: str) -> dict[str, float]:
     return dict(zip(keys, (t / dist.get_world_size()).tolist(), strict=True))
 
 
-def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data_loader: Iterable, device: str,
-                    epoch: int, loss_fn: LossFn, *, scaler=None, amp: bool = False, accum_steps: int = 1,
-                    warmup_iters: int = 0, channels_last: bool = False, progress: Callable[[dict], None] | None = None,
-                    metrics_log: MetricsLog | None = None, global_step: int = 0, max_steps: int | None = None
-                    ) -> dict[str, float]:
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_loader: Iterable,
+    device: str,
+    epoch: int,
+    loss_fn: LossFn,
+    *,
+    scaler=None,
+    amp: bool = False,
+    accum_steps: int = 1,
+    warmup_iters: int = 0,
+    channels_last: bool = False,
+    progress: Callable[[dict], None] | None = None,
+    metrics_log: MetricsLog | None = None,
+    global_step: int = 0,
+    max_steps: int | None = None,
+) -> dict[str, float]:
     """Train for one pass over ``data_loader``; returns the epoch's mean losses, img/s and data-wait share.
 
     ``warmup_iters`` > 0 ramps the learning rate linearly from 0.1% during this epoch (use it in epoch 0).
@@ -162,9 +179,15 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, da
         t_prev = time.perf_counter()
         elapsed = t_prev - start
         stats = {
-            "epoch": epoch, "step": step + 1, "steps": steps, "global_step": global_step + step + 1,
-            "lr": optimizer.param_groups[0]["lr"], "img_s": images_seen / elapsed,
-            "data_wait": data_time / elapsed, "eta_s": elapsed / (step + 1) * (steps - step - 1), **values,
+            "epoch": epoch,
+            "step": step + 1,
+            "steps": steps,
+            "global_step": global_step + step + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "img_s": images_seen / elapsed,
+            "data_wait": data_time / elapsed,
+            "eta_s": elapsed / (step + 1) * (steps - step - 1),
+            **values,
         }
         if metrics_log is not None:
             metrics_log.write("step", **stats)
@@ -172,14 +195,25 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, da
             progress(stats)
     elapsed = time.perf_counter() - start
     summary = {k: v / max(images_seen, 1) for k, v in sums.items()}
-    summary.update(img_s=images_seen / max(elapsed, 1e-9), data_wait=data_time / max(elapsed, 1e-9),
-                   seconds=elapsed, images=images_seen, steps=min(steps, len(data_loader)))
+    summary.update(
+        img_s=images_seen / max(elapsed, 1e-9),
+        data_wait=data_time / max(elapsed, 1e-9),
+        seconds=elapsed,
+        images=images_seen,
+        steps=min(steps, len(data_loader)),
+    )
     return summary
 
 
 @torch.inference_mode()
-def predict_detection(model: torch.nn.Module, data_loader: Iterable, device: str, categories: list[dict],
-                      amp: bool = False, masks: bool = False) -> list[dict]:
+def predict_detection(
+    model: torch.nn.Module,
+    data_loader: Iterable,
+    device: str,
+    categories: list[dict],
+    amp: bool = False,
+    masks: bool = False,
+) -> list[dict]:
     """COCO results (``image_id``, ``category_id``, ``bbox`` xywh, ``score`` and, with ``masks``, RLE
     ``segmentation``) for every image in ``data_loader``."""
     model.eval()
@@ -204,8 +238,12 @@ def _coco_results(out: dict, image_id: int, cat_ids: list[int], masks: bool) -> 
     for i, (box, score, label) in enumerate(zip(boxes.tolist(), scores, labels, strict=False)):
         if not 1 <= label <= len(cat_ids):
             continue  # background (never emitted by torchvision heads)
-        record = {"image_id": image_id, "category_id": cat_ids[label - 1], "bbox": [round(v, 2) for v in box],
-                  "score": round(float(score), 5)}
+        record = {
+            "image_id": image_id,
+            "category_id": cat_ids[label - 1],
+            "bbox": [round(v, 2) for v in box],
+            "score": round(float(score), 5),
+        }
         if rles is not None:
             record["segmentation"] = rles[i]
         results.append(record)
@@ -224,8 +262,9 @@ def _encode_masks(masks: torch.Tensor) -> list[dict]:
 
 
 @torch.inference_mode()
-def predict_classification(model: torch.nn.Module, data_loader: Iterable, device: str, amp: bool = False,
-                           channels_last: bool = False) -> tuple[list[int], list[int], list[float]]:
+def predict_classification(
+    model: torch.nn.Module, data_loader: Iterable, device: str, amp: bool = False, channels_last: bool = False
+) -> tuple[list[int], list[int], list[float]]:
     """``(true, pred, score)`` per sample, in loader order (use an unshuffled loader)."""
     model.eval()
     true, pred, score = [], [], []
@@ -258,10 +297,14 @@ class TqdmProgress:
         if self.bar is None or stats["epoch"] != self.epoch:
             self.close()
             self.epoch = stats["epoch"]
-            self.bar = tqdm(total=stats["steps"], desc=f"epoch {stats['epoch']}", file=self.file, leave=True,
-                            dynamic_ncols=True)
-        self.bar.set_postfix_str(f"loss={stats['loss']:.4f} lr={stats['lr']:.2e} {stats['img_s']:.1f} img/s "
-                                 f"data={100 * stats['data_wait']:.0f}%", refresh=False)
+            self.bar = tqdm(
+                total=stats["steps"], desc=f"epoch {stats['epoch']}", file=self.file, leave=True, dynamic_ncols=True
+            )
+        self.bar.set_postfix_str(
+            f"loss={stats['loss']:.4f} lr={stats['lr']:.2e} {stats['img_s']:.1f} img/s "
+            f"data={100 * stats['data_wait']:.0f}%",
+            refresh=False,
+        )
         self.bar.update(stats["step"] - self.bar.n)
 
     def close(self) -> None:

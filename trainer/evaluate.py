@@ -44,11 +44,24 @@ from trainer.metrics import (
 )
 
 
-def evaluate_run(run_dir: str, data_path: str, out_dir: str | None = None, by_attribute: Sequence[str] = (),
-                 device: str = "auto", *, name: str | None = None, batch_size: int = 4, workers: int = 0,
-                 score_threshold: float = 0.5, iou_threshold: float = 0.5, n_resamples: int = 500,
-                 resample_size: int | None = None, skip_bad: bool = False, seed: int = 0,
-                 note: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str,
+    data_path: str,
+    out_dir: str | None = None,
+    by_attribute: Sequence[str] = (),
+    device: str = "auto",
+    *,
+    name: str | None = None,
+    batch_size: int = 4,
+    workers: int = 0,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    n_resamples: int = 500,
+    resample_size: int | None = None,
+    skip_bad: bool = False,
+    seed: int = 0,
+    note: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
     """Evaluate ``run_dir``'s best checkpoint (else its latest) on ``data_path``; returns the metrics dict.
 
     :param by_attribute: ``"occlusion"``, ``"occlusion:4"`` or ``"camera.elevation_deg:0,30,60,90"``.
@@ -72,14 +85,33 @@ def evaluate_run(run_dir: str, data_path: str, out_dir: str | None = None, by_at
         return evaluate_regression(run_dir, data_path, out_dir, tuple(by_attribute), device)
     device = resolve_device(device)
     os.makedirs(out_dir, exist_ok=True)
-    common = {"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt_path), "epoch": ckpt.get("epoch"),
-              "data": os.path.abspath(data_path), "dataset": name, "model_name": ckpt["model_name"]}
+    common = {
+        "run": os.path.abspath(run_dir),
+        "checkpoint": os.path.abspath(ckpt_path),
+        "epoch": ckpt.get("epoch"),
+        "data": os.path.abspath(data_path),
+        "dataset": name,
+        "model_name": ckpt["model_name"],
+    }
     if ckpt["task"] == "detect":
-        metrics = _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold,
-                                      iou_threshold, skip_bad, note)
+        metrics = _evaluate_detection(
+            ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold, iou_threshold, skip_bad, note
+        )
     else:
-        metrics = _evaluate_classification(ckpt, data_path, out_dir, specs, device, batch_size, workers,
-                                           n_resamples, resample_size, skip_bad, seed, note)
+        metrics = _evaluate_classification(
+            ckpt,
+            data_path,
+            out_dir,
+            specs,
+            device,
+            batch_size,
+            workers,
+            n_resamples,
+            resample_size,
+            skip_bad,
+            seed,
+            note,
+        )
     metrics = {"task": ckpt["task"], **common, **metrics}
     _write_json(os.path.join(out_dir, "metrics.json"), metrics)
     metrics["out_dir"] = out_dir
@@ -99,8 +131,9 @@ def _by_name(ckpt_categories: list[dict], data_categories: list[dict], data_path
 # Detection
 
 
-def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold,
-                        iou_threshold, skip_bad, note) -> dict[str, Any]:
+def _evaluate_detection(
+    ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold, iou_threshold, skip_bad, note
+) -> dict[str, Any]:
     from trainer.data import CocoDetection, describe_skips, detection_collate
     from trainer.detect import build_detector_from_checkpoint
     from trainer.engine import predict_detection
@@ -110,8 +143,9 @@ def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, wor
     note(describe_skips(dataset_name(data_path), ds.skipped))
     categories = _by_name(ckpt["categories"], ds.categories, data_path)
     model = build_detector_from_checkpoint(ckpt).to(device)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         collate_fn=detection_collate)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=detection_collate
+    )
     masks = bool(ckpt.get("masks", False))
     results = predict_detection(model, loader, device, categories, masks=masks)
     gt = ds.coco_ground_truth()
@@ -126,29 +160,57 @@ def _evaluate_detection(ckpt, data_path, out_dir, specs, device, batch_size, wor
     rows = []
     for cls in coco["per_class"]:
         k = match["categories"].index(cls["id"])
-        rows.append({**cls, "precision": prf["precision"][k], "recall": prf["recall"][k], "f1": prf["f1"][k],
-                     "tp": int(match["tp"][k]), "fp": int(match["fp"][k]), "fn": int(match["fn"][k])})
+        rows.append(
+            {
+                **cls,
+                "precision": prf["precision"][k],
+                "recall": prf["recall"][k],
+                "f1": prf["f1"][k],
+                "tp": int(match["tp"][k]),
+                "fp": int(match["fp"][k]),
+                "fn": int(match["fn"][k]),
+            }
+        )
     rows = worst_first(rows, "AP")
     labels = [cat_names[c] for c in match["categories"]] + ["background"]
     sliced = [_slice_detection(gt, results, match, spec, iou_threshold, score_threshold) for spec in specs]
 
     _write_json(os.path.join(out_dir, "detections.json"), results)
-    _write_csv(os.path.join(out_dir, "per_class.csv"), rows,
-               ["name", "id", "gt", "AP", "AP50", "AP75", "precision", "recall", "f1", "tp", "fp", "fn"])
+    _write_csv(
+        os.path.join(out_dir, "per_class.csv"),
+        rows,
+        ["name", "id", "gt", "AP", "AP50", "AP75", "precision", "recall", "f1", "tp", "fp", "fn"],
+    )
     _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), match["confusion"], labels)
-    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), match["confusion"], labels,
-                   f"detections (IoU {iou_threshold}, score >= {score_threshold})")
+    plot_confusion(
+        os.path.join(out_dir, "confusion_matrix.png"),
+        match["confusion"],
+        labels,
+        f"detections (IoU {iou_threshold}, score >= {score_threshold})",
+    )
     plot_pr_curves(os.path.join(out_dir, "pr_curves.png"), coco["pr_curves"])
     for s in sliced:
         _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
         plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("recall", "AP50"))
     return {
-        "images": len(ds), "detections": len(results), "score_threshold": score_threshold,
-        "iou_threshold": iou_threshold, "coco": coco["summary"], "coco_segm": segm,
-        "at_iou": {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
-                   "tp": int(match["tp"].sum()), "fp": int(match["fp"].sum()), "fn": int(match["fn"].sum())},
-        "per_class": rows, "confusion_matrix": {"labels": labels, "matrix": match["confusion"].tolist()},
-        "by_attribute": sliced, "skipped": [str(s) for s in ds.skipped],
+        "images": len(ds),
+        "detections": len(results),
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "coco": coco["summary"],
+        "coco_segm": segm,
+        "at_iou": {
+            "precision": overall["precision"],
+            "recall": overall["recall"],
+            "f1": overall["f1"],
+            "tp": int(match["tp"].sum()),
+            "fp": int(match["fp"].sum()),
+            "fn": int(match["fn"].sum()),
+        },
+        "per_class": rows,
+        "confusion_matrix": {"labels": labels, "matrix": match["confusion"].tolist()},
+        "by_attribute": sliced,
+        "skipped": [str(s) for s in ds.skipped],
     }
 
 
@@ -169,29 +231,52 @@ def _slice_detection(gt, results, match, spec, iou_threshold, score_threshold) -
             if b is not None:
                 counts[b] += 1
                 hits[b] += int(match["matched"].get(a.get("id"), False))
-        rows = [{"bin": bin_label(edges, i), "low": edges[i], "high": edges[i + 1], "objects": int(counts[i]),
-                 "found": int(hits[i]), "recall": float(hits[i] / counts[i]) if counts[i] else None}
-                for i in range(len(edges) - 1)]
+        rows = [
+            {
+                "bin": bin_label(edges, i),
+                "low": edges[i],
+                "high": edges[i + 1],
+                "objects": int(counts[i]),
+                "found": int(hits[i]),
+                "recall": float(hits[i] / counts[i]) if counts[i] else None,
+            }
+            for i in range(len(edges) - 1)
+        ]
         missing = sum(1 for _, v in per_ann if v is None)
         return {"attribute": name, "level": "annotation", "edges": edges, "bins": rows, "missing": missing}
     per_image = {iid: attribute_value(name, None, im) for iid, im in images.items()}
     values = [v for v in per_image.values() if v is not None]
     if not values:
-        raise DataError(f"--by-attribute {name!r}: no annotation attribute or image field of that name "
-                        "(try e.g. occlusion, truncation, depth_median, camera.elevation_deg)")
+        raise DataError(
+            f"--by-attribute {name!r}: no annotation attribute or image field of that name "
+            "(try e.g. occlusion, truncation, depth_median, camera.elevation_deg)"
+        )
     edges = bin_edges(values, bins)
     rows = []
     for i in range(len(edges) - 1):
         ids = [iid for iid, v in per_image.items() if v is not None and bin_of(v, edges) == i]
-        sub_gt = dict(gt, images=[images[j] for j in ids], annotations=[a for a in gt["annotations"]
-                                                                            if a["image_id"] in set(ids)])
-        sub = match_detections(sub_gt, [r for r in results if r["image_id"] in set(ids)], iou_threshold,
-                               score_threshold)
+        sub_gt = dict(
+            gt, images=[images[j] for j in ids], annotations=[a for a in gt["annotations"] if a["image_id"] in set(ids)]
+        )
+        sub = match_detections(
+            sub_gt, [r for r in results if r["image_id"] in set(ids)], iou_threshold, score_threshold
+        )
         prf = precision_recall_f1(sub["tp"].sum(), sub["fp"].sum(), sub["fn"].sum())
         ap = coco_evaluate(gt, results, image_ids=ids)["summary"] if ids else {}
-        rows.append({"bin": bin_label(edges, i), "low": edges[i], "high": edges[i + 1], "images": len(ids),
-                     "objects": int(sub["tp"].sum() + sub["fn"].sum()), "recall": prf["recall"],
-                     "precision": prf["precision"], "f1": prf["f1"], "mAP": ap.get("mAP"), "AP50": ap.get("AP50")})
+        rows.append(
+            {
+                "bin": bin_label(edges, i),
+                "low": edges[i],
+                "high": edges[i + 1],
+                "images": len(ids),
+                "objects": int(sub["tp"].sum() + sub["fn"].sum()),
+                "recall": prf["recall"],
+                "precision": prf["precision"],
+                "f1": prf["f1"],
+                "mAP": ap.get("mAP"),
+                "AP50": ap.get("AP50"),
+            }
+        )
     missing = sum(1 for v in per_image.values() if v is None)
     return {"attribute": name, "level": "image", "edges": edges, "bins": rows, "missing": missing}
 
@@ -200,16 +285,18 @@ def _slice_detection(gt, results, match, spec, iou_threshold, score_threshold) -
 # Classification
 
 
-def _evaluate_classification(ckpt, data_path, out_dir, specs, device, batch_size, workers, n_resamples,
-                             resample_size, skip_bad, seed, note) -> dict[str, Any]:
+def _evaluate_classification(
+    ckpt, data_path, out_dir, specs, device, batch_size, workers, n_resamples, resample_size, skip_bad, seed, note
+) -> dict[str, Any]:
     from trainer.classify import build_classifier_from_checkpoint
     from trainer.data import classification_dataset, describe_skips
     from trainer.engine import predict_classification
     from trainer.transforms import classification_transforms
 
     tf = classification_transforms(int(ckpt.get("image_size", 224)), [], bool(ckpt.get("grayscale", False)))
-    ds = classification_dataset(data_path, tf, on_problem="skip" if skip_bad else "raise",
-                                padding=float(ckpt.get("padding", 0.1)))
+    ds = classification_dataset(
+        data_path, tf, on_problem="skip" if skip_bad else "raise", padding=float(ckpt.get("padding", 0.1))
+    )
     note(describe_skips(dataset_name(data_path), ds.skipped))
     _by_name(ckpt["categories"], ds.categories, data_path)  # same class names, or a DataError
     remap = {c["name"]: i for i, c in enumerate(ckpt["categories"])}
@@ -234,18 +321,26 @@ def _evaluate_classification(ckpt, data_path, out_dir, specs, device, batch_size
         for i, (t, p, s) in enumerate(zip(true, pred, score, strict=True)):
             image_id, ann_id = ds.meta[i]
             w.writerow([i, image_id, "" if ann_id is None else ann_id, names[t], names[p], f"{s:.5f}"])
-    _write_csv(os.path.join(out_dir, "per_class.csv"), rows,
-               ["name", "n", "accuracy", "ci_low", "ci_high", "mean", "min", "max"])
+    _write_csv(
+        os.path.join(out_dir, "per_class.csv"),
+        rows,
+        ["name", "n", "accuracy", "ci_low", "ci_high", "mean", "min", "max"],
+    )
     _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
     plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names, "classification")
     plot_class_accuracy(os.path.join(out_dir, "per_class_accuracy.png"), rows)
     for s in sliced:
         _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
         plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("accuracy",))
-    return {"samples": len(ds), "accuracy": accuracy, "bootstrap": {"resamples": n_resamples,
-            "resample_size": resample_size, "confidence": 0.95}, "per_class": rows,
-            "confusion_matrix": {"labels": names, "matrix": matrix.tolist()}, "by_attribute": sliced,
-            "skipped": [str(s) for s in ds.skipped]}
+    return {
+        "samples": len(ds),
+        "accuracy": accuracy,
+        "bootstrap": {"resamples": n_resamples, "resample_size": resample_size, "confidence": 0.95},
+        "per_class": rows,
+        "confusion_matrix": {"labels": names, "matrix": matrix.tolist()},
+        "by_attribute": sliced,
+        "skipped": [str(s) for s in ds.skipped],
+    }
 
 
 def _slice_classification(ds, true, pred, spec) -> dict[str, Any]:
@@ -264,10 +359,23 @@ def _slice_classification(ds, true, pred, spec) -> dict[str, Any]:
     for b in range(len(edges) - 1):
         idx = [i for i, v in enumerate(values) if v is not None and bin_of(v, edges) == b]
         correct = sum(int(true[i] == pred[i]) for i in idx)
-        rows.append({"bin": bin_label(edges, b), "low": edges[b], "high": edges[b + 1], "samples": len(idx),
-                     "correct": correct, "accuracy": correct / len(idx) if idx else None})
-    return {"attribute": name, "level": "annotation", "edges": edges, "bins": rows,
-            "missing": sum(v is None for v in values)}
+        rows.append(
+            {
+                "bin": bin_label(edges, b),
+                "low": edges[b],
+                "high": edges[b + 1],
+                "samples": len(idx),
+                "correct": correct,
+                "accuracy": correct / len(idx) if idx else None,
+            }
+        )
+    return {
+        "attribute": name,
+        "level": "annotation",
+        "edges": edges,
+        "bins": rows,
+        "missing": sum(v is None for v in values),
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------

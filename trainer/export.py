@@ -15,8 +15,14 @@ def _check_out(out: str, overwrite: bool) -> None:
     os.makedirs(out, exist_ok=True)
 
 
-def export_yolo_dataset(data: str, out: str, link_images: bool = True, segments: bool | None = None,
-                        skip_bad: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def export_yolo_dataset(
+    data: str,
+    out: str,
+    link_images: bool = True,
+    segments: bool | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """A YOLO folder (images/, labels/, data.yaml) from a checked COCO dataset; returns ``shared.yolo``'s summary
     plus ``skipped_on_load`` (what the COCO check removed, as text)."""
     from shared.yolo import export_yolo
@@ -29,16 +35,18 @@ def export_yolo_dataset(data: str, out: str, link_images: bool = True, segments:
     return summary
 
 
-def export_imagefolder(data: str, out: str, padding: float = 0.1, min_size: float = 2.0, skip_bad: bool = False,
-                       overwrite: bool = False) -> dict[str, Any]:
+def export_imagefolder(
+    data: str, out: str, padding: float = 0.1, min_size: float = 2.0, skip_bad: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """One PNG per box crop in ``out/<class name>/<image_id>_<annotation_id>.png`` (readable by ImageFolder and
     by ``blendset train classify``). Returns counts per class and the skipped items with reasons."""
     from PIL import Image
 
     from shared.layout import safe_join
 
-    ds = CocoCrops(data, transforms=None, padding=padding, on_problem="skip" if skip_bad else "raise",
-                   min_size=min_size)
+    ds = CocoCrops(
+        data, transforms=None, padding=padding, on_problem="skip" if skip_bad else "raise", min_size=min_size
+    )
     _check_out(out, overwrite)
     counts: Counter[str] = Counter()
     for i in range(len(ds)):

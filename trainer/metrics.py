@@ -41,8 +41,9 @@ def _coco_gt(gt: dict):
     return coco
 
 
-def coco_evaluate(gt: dict, results: Sequence[dict], iou_type: str = "bbox", image_ids: Sequence | None = None
-                  ) -> dict[str, Any]:
+def coco_evaluate(
+    gt: dict, results: Sequence[dict], iou_type: str = "bbox", image_ids: Sequence | None = None
+) -> dict[str, Any]:
     """COCO AP/AR summary, per-class AP table and PR curves at IoU 0.5 and 0.75.
 
     Returns ``{"summary": {mAP, AP50, ...}, "per_class": [{id, name, AP, AP50, AP75, gt}], "pr_curves":
@@ -74,22 +75,39 @@ def coco_evaluate(gt: dict, results: Sequence[dict], iou_type: str = "bbox", ima
     per_class, curves = [], {}
     for k, cat in enumerate(cats):
         pk = precision[:, :, k, 0, -1]
-        per_class.append({
-            "id": cat["id"], "name": cat["name"], "gt": gt_counts.get(cat["id"], 0),
-            "AP": _mean_valid(pk), "AP50": _mean_valid(pk[0]), "AP75": _mean_valid(pk[5]),
-        })
+        per_class.append(
+            {
+                "id": cat["id"],
+                "name": cat["name"],
+                "gt": gt_counts.get(cat["id"], 0),
+                "AP": _mean_valid(pk),
+                "AP50": _mean_valid(pk[0]),
+                "AP75": _mean_valid(pk[5]),
+            }
+        )
         curves[cat["name"]] = {"iou50": _curve(pk[0]), "iou75": _curve(pk[5])}
-    return {"summary": summary, "per_class": per_class,
-            "pr_curves": {"recall": [float(r) for r in ev.params.recThrs], "per_class": curves}}
+    return {
+        "summary": summary,
+        "per_class": per_class,
+        "pr_curves": {"recall": [float(r) for r in ev.params.recThrs], "per_class": curves},
+    }
 
 
 def _empty_evaluation(cats: list[dict], gt_counts: dict) -> dict:
     any_gt = any(gt_counts.values())
     value = 0.0 if any_gt else None
     summary = {name: value for name in COCO_STATS}
-    per_class = [{"id": c["id"], "name": c["name"], "gt": gt_counts.get(c["id"], 0),
-                  "AP": 0.0 if gt_counts.get(c["id"]) else None, "AP50": 0.0 if gt_counts.get(c["id"]) else None,
-                  "AP75": 0.0 if gt_counts.get(c["id"]) else None} for c in cats]
+    per_class = [
+        {
+            "id": c["id"],
+            "name": c["name"],
+            "gt": gt_counts.get(c["id"], 0),
+            "AP": 0.0 if gt_counts.get(c["id"]) else None,
+            "AP50": 0.0 if gt_counts.get(c["id"]) else None,
+            "AP75": 0.0 if gt_counts.get(c["id"]) else None,
+        }
+        for c in cats
+    ]
     recall = [i / 100 for i in range(101)]
     curves = {c["name"]: {"iou50": [0.0] * 101, "iou75": [0.0] * 101} for c in cats}
     return {"summary": summary, "per_class": per_class, "pr_curves": {"recall": recall, "per_class": curves}}
@@ -126,8 +144,9 @@ def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def match_detections(gt: dict, results: Sequence[dict], iou_threshold: float = 0.5,
-                     score_threshold: float = 0.5) -> dict[str, Any]:
+def match_detections(
+    gt: dict, results: Sequence[dict], iou_threshold: float = 0.5, score_threshold: float = 0.5
+) -> dict[str, Any]:
     """Greedy matching (highest score first) of detections above ``score_threshold`` to ground truth.
 
     Returns per-class ``tp``/``fp``/``fn``, ``matched`` (annotation id -> bool, same-class match) and a
@@ -224,9 +243,15 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: 
     return m
 
 
-def bootstrap_class_accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, n_resamples: int = 500,
-                             resample_size: int | None = None, confidence: float = 0.95, seed: int = 0
-                             ) -> list[dict[str, Any]]:
+def bootstrap_class_accuracy(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    num_classes: int,
+    n_resamples: int = 500,
+    resample_size: int | None = None,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Per-class accuracy with a percentile bootstrap interval.
 
     For each class, ``n_resamples`` samples of ``resample_size`` images of that class (default: as many as the
@@ -242,15 +267,34 @@ def bootstrap_class_accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_c
         correct = (y_pred[y_true == c] == c).astype(float)
         n = correct.size
         if n == 0:
-            rows.append({"class": c, "n": 0, "accuracy": None, "mean": None, "min": None, "max": None,
-                         "ci_low": None, "ci_high": None})
+            rows.append(
+                {
+                    "class": c,
+                    "n": 0,
+                    "accuracy": None,
+                    "mean": None,
+                    "min": None,
+                    "max": None,
+                    "ci_low": None,
+                    "ci_high": None,
+                }
+            )
             continue
         size = int(resample_size or n)
         draws = rng.integers(0, n, size=(n_resamples, size))
         accs = correct[draws].mean(axis=1)
-        rows.append({"class": c, "n": int(n), "accuracy": float(correct.mean()), "mean": float(accs.mean()),
-                     "min": float(accs.min()), "max": float(accs.max()),
-                     "ci_low": float(np.quantile(accs, alpha)), "ci_high": float(np.quantile(accs, 1 - alpha))})
+        rows.append(
+            {
+                "class": c,
+                "n": int(n),
+                "accuracy": float(correct.mean()),
+                "mean": float(accs.mean()),
+                "min": float(accs.min()),
+                "max": float(accs.max()),
+                "ci_low": float(np.quantile(accs, alpha)),
+                "ci_high": float(np.quantile(accs, 1 - alpha)),
+            }
+        )
     return rows
 
 

@@ -70,9 +70,15 @@ def _enum(builder, param: str):
     raise WeightsError(f"{builder.__name__} has no {param} enum")  # pragma: no cover - torchvision change
 
 
-def get_detection_model(name: str, num_classes: int, weights: str = "none",
-                        trainable_backbone_layers: int | None = None, freeze_backbone: bool = False,
-                        min_size: int = 800, max_size: int = 1333) -> nn.Module:
+def get_detection_model(
+    name: str,
+    num_classes: int,
+    weights: str = "none",
+    trainable_backbone_layers: int | None = None,
+    freeze_backbone: bool = False,
+    min_size: int = 800,
+    max_size: int = 1333,
+) -> nn.Module:
     """A torchvision detector for ``num_classes`` object classes (background is added here)."""
     from torchvision.models import get_model, get_model_builder, get_model_weights
 
@@ -90,8 +96,14 @@ def get_detection_model(name: str, num_classes: int, weights: str = "none",
     elif weights == "imagenet":
         enum = _enum(builder, "weights_backbone").DEFAULT
         cached_weights_file(enum)
-        model = get_model(name, weights=None, weights_backbone=enum, num_classes=num_classes + 1,
-                          trainable_backbone_layers=trainable_backbone_layers, **kwargs)
+        model = get_model(
+            name,
+            weights=None,
+            weights_backbone=enum,
+            num_classes=num_classes + 1,
+            trainable_backbone_layers=trainable_backbone_layers,
+            **kwargs,
+        )
     else:
         model = get_model(name, weights=None, weights_backbone=None, num_classes=num_classes + 1, **kwargs)
         if weights not in ("none", None):
@@ -151,8 +163,9 @@ def replace_detection_head(model: nn.Module, num_classes: int) -> None:
     head.num_classes = num_classes
 
 
-def get_classification_model(name: str, num_classes: int, weights: str = "none",
-                             freeze_backbone: bool = False) -> nn.Module:
+def get_classification_model(
+    name: str, num_classes: int, weights: str = "none", freeze_backbone: bool = False
+) -> nn.Module:
     """A torchvision classifier with a ``num_classes`` head; ``freeze_backbone`` trains only that head."""
     from torchvision.models import get_model, get_model_weights
 

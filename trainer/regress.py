@@ -264,9 +264,26 @@ def train_regression(
     if not dist.is_main:
         note = _silent
     try:
-        return _train(dist, device, note, progress, train=train, val=val, out=out, names=names,
-                      model_name=model_name, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
-                      weights=weights, seed=seed, workers=workers, weight_decay=weight_decay, resume=resume)
+        return _train(
+            dist,
+            device,
+            note,
+            progress,
+            train=train,
+            val=val,
+            out=out,
+            names=names,
+            model_name=model_name,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            image_size=image_size,
+            weights=weights,
+            seed=seed,
+            workers=workers,
+            weight_decay=weight_decay,
+            resume=resume,
+        )
     finally:
         shutdown(dist)
 
@@ -275,9 +292,27 @@ def _silent(message: str) -> None:
     """The ``note`` of DDP ranks other than 0: one process speaks for the run."""
 
 
-def _train(dist: DistInfo, device: str, note: Note, progress: Callable[[dict], None] | None, *, train: str,
-           val: str | None, out: str, names: list[str], model_name: str, epochs: int, batch_size: int, lr: float,
-           image_size: int, weights: str, seed: int, workers: int, weight_decay: float, resume: bool) -> dict:
+def _train(
+    dist: DistInfo,
+    device: str,
+    note: Note,
+    progress: Callable[[dict], None] | None,
+    *,
+    train: str,
+    val: str | None,
+    out: str,
+    names: list[str],
+    model_name: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    image_size: int,
+    weights: str,
+    seed: int,
+    workers: int,
+    weight_decay: float,
+    resume: bool,
+) -> dict:
     """``train_regression`` once the process group (if any) is up; ``device`` is this process's device."""
     # the same seed on every rank: the ranks build identical models (DDP also broadcasts rank 0's weights)
     torch.manual_seed(seed)

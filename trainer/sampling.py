@@ -65,9 +65,17 @@ class MixingSampler(torch.utils.data.Sampler[int]):
     :param weights: optional per-source sample weights (class balance); drawn with replacement.
     """
 
-    def __init__(self, sizes: Sequence[int], ratios: Sequence[float | None] | None = None,
-                 num_samples: int | None = None, block_size: int = 1, weights: Sequence[Sequence[float]] | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        ratios: Sequence[float | None] | None = None,
+        num_samples: int | None = None,
+        block_size: int = 1,
+        weights: Sequence[Sequence[float]] | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.sizes = [int(n) for n in sizes]
         self.ratios = resolve_ratios(self.sizes, ratios or [None] * len(self.sizes))
         self.offsets = [0]
@@ -120,7 +128,7 @@ class MixingSampler(torch.utils.data.Sampler[int]):
         sources = self.source_sequence(total, self._generator(-1))
         streams = [self._stream(i, self._generator(i)) for i in range(len(self.sizes))]
         indices = [self.offsets[s] + next(streams[s]) for s in sources]
-        return iter(indices[self.rank::self.world_size])
+        return iter(indices[self.rank :: self.world_size])
 
     def _generator(self, stream: int) -> torch.Generator:
         """One generator per (seed, epoch, stream): the sequence does not depend on the world size."""

@@ -73,35 +73,60 @@ def open_sources(sources: list[tuple[str, float | None]], make: Callable[[str], 
     return datasets
 
 
-def mixing_sampler(datasets: list, ratios: list[float | None], batch_size: int, balanced: bool, seed: int,
-                   dist: DistInfo, epoch_size: int | None = None) -> MixingSampler:
+def mixing_sampler(
+    datasets: list,
+    ratios: list[float | None],
+    batch_size: int,
+    balanced: bool,
+    seed: int,
+    dist: DistInfo,
+    epoch_size: int | None = None,
+) -> MixingSampler:
     """Draws per epoch are rounded up to whole global batches: every batch is full and mixed as asked (a last
     batch of one sample would also break BatchNorm)."""
     weights = [class_balanced_weights(sample_labels(ds)) for ds in datasets] if balanced else None
     block = batch_size * dist.world_size
     draws = epoch_size or sum(len(ds) for ds in datasets)
     draws = math.ceil(draws / block) * block
-    return MixingSampler([len(ds) for ds in datasets], ratios, num_samples=draws, block_size=block,
-                         weights=weights, seed=seed, rank=dist.rank, world_size=dist.world_size)
+    return MixingSampler(
+        [len(ds) for ds in datasets],
+        ratios,
+        num_samples=draws,
+        block_size=block,
+        weights=weights,
+        seed=seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
 
 
-def train_loader(datasets: list, sampler: MixingSampler, batch_size: int, workers: int, collate, seed: int,
-                 device: str) -> torch.utils.data.DataLoader:
+def train_loader(
+    datasets: list, sampler: MixingSampler, batch_size: int, workers: int, collate, seed: int, device: str
+) -> torch.utils.data.DataLoader:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return torch.utils.data.DataLoader(
-        torch.utils.data.ConcatDataset(datasets), batch_size=batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate, pin_memory=str(device).startswith("cuda"), drop_last=False,
-        persistent_workers=workers > 0, generator=generator)
+        torch.utils.data.ConcatDataset(datasets),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=str(device).startswith("cuda"),
+        drop_last=False,
+        persistent_workers=workers > 0,
+        generator=generator,
+    )
 
 
 def eval_loader(dataset, batch_size: int, workers: int, collate=None) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                       collate_fn=collate)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate
+    )
 
 
-def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
-                   momentum: float = 0.9) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9
+) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise RunError("no trainable parameters (is everything frozen?)")
@@ -160,8 +185,9 @@ class LoopState:
     global_step: int = 0
 
 
-def resume_from(path: str, model, optimizer, scheduler, scaler, task: str, model_name: str,
-                categories: list[dict], note: Note) -> LoopState:
+def resume_from(
+    path: str, model, optimizer, scheduler, scaler, task: str, model_name: str, categories: list[dict], note: Note
+) -> LoopState:
     ckpt = load_checkpoint(path)
     check_compatible(ckpt, task, model_name, categories, source=path)
     load_model_state(model, ckpt["model"], source=path)
@@ -174,17 +200,47 @@ def resume_from(path: str, model, optimizer, scheduler, scaler, task: str, model
     except (ValueError, KeyError, RuntimeError) as exc:
         msg = f"{path}: optimizer state does not fit this run ({exc}); were other layers frozen?"
         raise CheckpointError(msg) from exc
-    state = LoopState(int(ckpt["epoch"]) + 1, float(ckpt.get("best_metric", -math.inf)),
-                      int(ckpt.get("best_epoch", -1)), int(ckpt.get("global_step", 0)))
+    state = LoopState(
+        int(ckpt["epoch"]) + 1,
+        float(ckpt.get("best_metric", -math.inf)),
+        int(ckpt.get("best_epoch", -1)),
+        int(ckpt.get("global_step", 0)),
+    )
     note(f"resuming {path} after epoch {ckpt['epoch']}")
     return state
 
 
-def run_epochs(*, task: str, model_name: str, categories: list[dict], model, model_without_ddp, optimizer,
-               scheduler, scaler, loader, sampler, device: str, epochs: int, loss_fn, validate, metric_name: str,
-               out: str, args: dict, dist: DistInfo, state: LoopState, amp: bool, accum_steps: int,
-               channels_last: bool, warmup_iters: int, progress, note: Note, tensorboard: bool = False,
-               max_steps_per_epoch: int | None = None, extra: dict | None = None) -> dict:
+def run_epochs(
+    *,
+    task: str,
+    model_name: str,
+    categories: list[dict],
+    model,
+    model_without_ddp,
+    optimizer,
+    scheduler,
+    scaler,
+    loader,
+    sampler,
+    device: str,
+    epochs: int,
+    loss_fn,
+    validate,
+    metric_name: str,
+    out: str,
+    args: dict,
+    dist: DistInfo,
+    state: LoopState,
+    amp: bool,
+    accum_steps: int,
+    channels_last: bool,
+    warmup_iters: int,
+    progress,
+    note: Note,
+    tensorboard: bool = False,
+    max_steps_per_epoch: int | None = None,
+    extra: dict | None = None,
+) -> dict:
     """The epoch loop: train, validate on rank 0, save ``checkpoint.pth`` every epoch and ``best.pth`` on a new
     best validation score (without a validation set: the lowest training loss)."""
     log = MetricsLog(os.path.join(out, "metrics.jsonl") if dist.is_main else None)
@@ -193,10 +249,22 @@ def run_epochs(*, task: str, model_name: str, categories: list[dict], model, mod
     for epoch in range(state.start_epoch, epochs):
         sampler.set_epoch(epoch)
         train_stats = train_one_epoch(
-            model, optimizer, loader, device, epoch, loss_fn, scaler=scaler, amp=amp, accum_steps=accum_steps,
-            warmup_iters=warmup_iters if epoch == 0 else 0, channels_last=channels_last,
-            progress=progress if dist.is_main else None, metrics_log=log, global_step=state.global_step,
-            max_steps=max_steps_per_epoch)
+            model,
+            optimizer,
+            loader,
+            device,
+            epoch,
+            loss_fn,
+            scaler=scaler,
+            amp=amp,
+            accum_steps=accum_steps,
+            warmup_iters=warmup_iters if epoch == 0 else 0,
+            channels_last=channels_last,
+            progress=progress if dist.is_main else None,
+            metrics_log=log,
+            global_step=state.global_step,
+            max_steps=max_steps_per_epoch,
+        )
         state.global_step += int(train_stats["steps"])
         scheduler.step()
         val_stats = validate(model_without_ddp) if (validate is not None and dist.is_main) else {}
@@ -205,8 +273,13 @@ def run_epochs(*, task: str, model_name: str, categories: list[dict], model, mod
         improved = score is not None and score > state.best_metric
         if improved:
             state.best_metric, state.best_epoch = float(score), epoch
-        record = {"epoch": epoch, "train": train_stats, "val": val_stats, "best_epoch": state.best_epoch,
-                  "lr": optimizer.param_groups[0]["lr"]}
+        record = {
+            "epoch": epoch,
+            "train": train_stats,
+            "val": val_stats,
+            "best_epoch": state.best_epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         history.append(record)
         log.write("epoch", **record)
         if tb is not None:
@@ -214,21 +287,38 @@ def run_epochs(*, task: str, model_name: str, categories: list[dict], model, mod
             tb.scalars("val", val_stats, epoch)
         if dist.is_main:
             ckpt = {
-                "task": task, "model_name": model_name, "categories": categories,
-                "model": model_without_ddp.state_dict(), "optimizer": optimizer.state_dict(),
-                "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "epoch": epoch, "args": args, "blendset_version": __version__, "best_metric": state.best_metric,
-                "best_epoch": state.best_epoch, "global_step": state.global_step, "metric_name": metric_name,
+                "task": task,
+                "model_name": model_name,
+                "categories": categories,
+                "model": model_without_ddp.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "lr_scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None,
+                "epoch": epoch,
+                "args": args,
+                "blendset_version": __version__,
+                "best_metric": state.best_metric,
+                "best_epoch": state.best_epoch,
+                "global_step": state.global_step,
+                "metric_name": metric_name,
                 **(extra or {}),
             }
             save_checkpoint(os.path.join(out, "checkpoint.pth"), ckpt)
             if improved:
                 save_checkpoint(os.path.join(out, "best.pth"), ckpt)
             val_text = f", val {metric_name}={val_stats[metric_name]:.4f}" if metric_name in val_stats else ""
-            note(f"epoch {epoch}: loss={train_stats['loss']:.4f}{val_text}, {train_stats['img_s']:.1f} img/s, "
-                 f"data wait {100 * train_stats['data_wait']:.0f}%")
+            note(
+                f"epoch {epoch}: loss={train_stats['loss']:.4f}{val_text}, {train_stats['img_s']:.1f} img/s, "
+                f"data wait {100 * train_stats['data_wait']:.0f}%"
+            )
         barrier(dist)
     if tb is not None:
         tb.close()
-    return {"run_dir": out, "epochs": epochs, "best_epoch": state.best_epoch, "best_metric": state.best_metric,
-            "metric_name": metric_name, "history": history}
+    return {
+        "run_dir": out,
+        "epochs": epochs,
+        "best_epoch": state.best_epoch,
+        "best_metric": state.best_metric,
+        "metric_name": metric_name,
+        "history": history,
+    }

@@ -38,8 +38,15 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
     "hflip": [("hflip", {})],
     "basic": [("hflip", {}), ("color_jitter", {})],
     "strong": [("hflip", {}), ("scale_crop", {}), ("color_jitter", {}), ("blur", {}), ("noise", {})],
-    "weather": [("hflip", {}), ("scale_crop", {}), ("color_jitter", {}), ("blur", {}), ("noise", {}),
-                ("rain", {}), ("snow", {})],
+    "weather": [
+        ("hflip", {}),
+        ("scale_crop", {}),
+        ("color_jitter", {}),
+        ("blur", {}),
+        ("noise", {}),
+        ("rain", {}),
+        ("snow", {}),
+    ],
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -75,8 +82,10 @@ def parse_policy(spec: str | list | None) -> list[tuple[str, dict]]:
             except yaml.YAMLError as exc:
                 raise ValueError(f"augmentation {spec!r}: not a preset, a file or valid YAML ({exc})") from exc
             if not isinstance(parsed, (list, dict)):
-                raise ValueError(f"unknown augmentation preset {spec!r}; presets: {', '.join(PRESETS)}, "
-                                 "or give a recipe file / inline YAML list")
+                raise ValueError(
+                    f"unknown augmentation preset {spec!r}; presets: {', '.join(PRESETS)}, "
+                    "or give a recipe file / inline YAML list"
+                )
             spec = parsed
     if isinstance(spec, dict):
         if set(spec) == {"steps"}:
@@ -110,8 +119,7 @@ def _parse_step(step: Any) -> tuple[str, dict]:
         raise ValueError(f"augmentation {op!r}: parameters must be a mapping, got {params!r}")
     unknown = set(params) - set(DEFAULTS[op])
     if unknown:
-        raise ValueError(f"augmentation {op!r}: unknown parameter(s) {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS[op])}")
+        raise ValueError(f"augmentation {op!r}: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS[op])}")
     return op, dict(DEFAULTS[op], **params)
 
 
@@ -267,8 +275,9 @@ def detection_transforms(policy: list[tuple[str, dict]] | str | None = None):
     return v2.Compose([*before, DropEmptyBoxes(), v2.ToDtype(torch.float32, scale=True), *after])
 
 
-def classification_transforms(size: int, policy: list[tuple[str, dict]] | str | None = None,
-                              grayscale: bool = False, normalize: bool = True):
+def classification_transforms(
+    size: int, policy: list[tuple[str, dict]] | str | None = None, grayscale: bool = False, normalize: bool = True
+):
     """Resize to ``size``x``size`` (random crop instead when the policy has ``scale_crop``), then augment and
     normalise with ImageNet statistics (what torchvision's pretrained classifiers expect)."""
     from torchvision.transforms import v2

@@ -184,8 +184,15 @@ def _brightness_dataset(root: str, n: int = REGRESS_IMAGES) -> str:
         pixels[4:12, 4:12] = int(80 + 2.5 * elevation)
         name = f"{i:06d}.png"
         Image.fromarray(pixels).save(os.path.join(root, "images", name))
-        images.append({"id": i + 1, "file_name": name, "width": 16, "height": 16,
-                       "blendset": {"frame": i, "params": {"camera.elevation_deg": elevation}}})
+        images.append(
+            {
+                "id": i + 1,
+                "file_name": name,
+                "width": 16,
+                "height": 16,
+                "blendset": {"frame": i, "params": {"camera.elevation_deg": elevation}},
+            }
+        )
     with open(os.path.join(root, "annotations.json"), "w") as f:
         json.dump({"images": images, "annotations": [], "categories": [{"id": 1, "name": "square"}]}, f)
     return root
@@ -259,9 +266,19 @@ def test_regress_two_process_checkpoint_resumes_on_one_process(regress_runs):
         torch.testing.assert_close(ckpt["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     # another global batch is another run: refused, naming the setting (world size x --batch-size)
     with pytest.raises(RegressError, match="global_batch_size"):
-        train_regression(regress_runs["data"], None, regress_runs["B2"], "camera.elevation_deg",
-                         model_name="small_cnn", epochs=3, batch_size=4, lr=0.01, image_size=16, seed=5,
-                         resume=True)
+        train_regression(
+            regress_runs["data"],
+            None,
+            regress_runs["B2"],
+            "camera.elevation_deg",
+            model_name="small_cnn",
+            epochs=3,
+            batch_size=4,
+            lr=0.01,
+            image_size=16,
+            seed=5,
+            resume=True,
+        )
 
 
 def test_regress_nproc_flag_runs_under_torchrun(regress_runs):

@@ -42,7 +42,7 @@ def test_detection_sample_matches_the_drawing(shapes_dataset):
     mask = target["masks"][0].bool()
     colour = (220, 40, 40) if ann["category_id"] == 1 else (40, 200, 60)
     drawn = (image.permute(1, 2, 0) == torch.tensor(colour, dtype=torch.uint8)).all(-1)
-    assert (mask & drawn).sum() >= 0.85 * drawn[y:y + h, x:x + w].sum()
+    assert (mask & drawn).sum() >= 0.85 * drawn[y : y + h, x : x + w].sum()
 
 
 def test_empty_images_are_kept(shapes_dataset):
@@ -53,12 +53,15 @@ def test_empty_images_are_kept(shapes_dataset):
     assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
 
 
-@pytest.mark.parametrize("breakage, kind", [
-    (lambda d: d["annotations"][0].update(bbox=[5, 5, 0, 10]), "bad_bbox"),
-    (lambda d: d["annotations"][0].update(bbox=[80, 80, 40, 40]), "bbox_outside_image"),
-    (lambda d: d["annotations"][0].update(category_id=99), "unknown_category"),
-    (lambda d: d["images"][0].update(file_name="nope.png"), "missing_file"),
-])
+@pytest.mark.parametrize(
+    "breakage, kind",
+    [
+        (lambda d: d["annotations"][0].update(bbox=[5, 5, 0, 10]), "bad_bbox"),
+        (lambda d: d["annotations"][0].update(bbox=[80, 80, 40, 40]), "bbox_outside_image"),
+        (lambda d: d["annotations"][0].update(category_id=99), "unknown_category"),
+        (lambda d: d["images"][0].update(file_name="nope.png"), "missing_file"),
+    ],
+)
 def test_bad_annotations_raise_or_are_listed(make_shapes, breakage, kind):
     root = make_shapes(n_images=3)
     _edit(root, breakage)
@@ -120,9 +123,13 @@ def test_flip_and_crop_move_boxes_and_masks_with_pixels():
     image[:, 10:20, 5:15] = 255
     mask = torch.zeros(1, 40, 60, dtype=torch.uint8)
     mask[:, 10:20, 5:15] = 1
-    target = {"boxes": tv_tensors.BoundingBoxes([[5, 10, 15, 20]], format="XYXY", canvas_size=(40, 60)),
-              "labels": torch.tensor([1]), "masks": tv_tensors.Mask(mask), "area": torch.tensor([100.0]),
-              "iscrowd": torch.tensor([0])}
+    target = {
+        "boxes": tv_tensors.BoundingBoxes([[5, 10, 15, 20]], format="XYXY", canvas_size=(40, 60)),
+        "labels": torch.tensor([1]),
+        "masks": tv_tensors.Mask(mask),
+        "area": torch.tensor([100.0]),
+        "iscrowd": torch.tensor([0]),
+    }
     flip = detection_transforms([("hflip", {"p": 1.0})])
     out, t = flip(tv_tensors.Image(image), target)
     assert t["boxes"].tolist() == [[45, 10, 55, 20]]

@@ -34,29 +34,61 @@ def test_accumulation_matches_one_big_batch_and_amp_runs():
     x, y = torch.rand(8, 3, 2, 2), torch.randint(0, 2, (8,))
     big, acc = _tiny(), _tiny()
     train_one_epoch(big, torch.optim.SGD(big.parameters(), lr=0.5), _loader(x, y, 8), "cpu", 0, classification_loss)
-    stats = train_one_epoch(acc, torch.optim.SGD(acc.parameters(), lr=0.5), _loader(x, y, 2), "cpu", 0,
-                            classification_loss, accum_steps=4)
+    stats = train_one_epoch(
+        acc, torch.optim.SGD(acc.parameters(), lr=0.5), _loader(x, y, 2), "cpu", 0, classification_loss, accum_steps=4
+    )
     for a, b in zip(big.parameters(), acc.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert stats["images"] == 8 and 0 <= stats["data_wait"] <= 1
     amp = _tiny()
-    out = train_one_epoch(amp, torch.optim.SGD(amp.parameters(), lr=0.5), _loader(x, y, 4), "cpu", 0,
-                          classification_loss, amp=True)
+    out = train_one_epoch(
+        amp, torch.optim.SGD(amp.parameters(), lr=0.5), _loader(x, y, 4), "cpu", 0, classification_loss, amp=True
+    )
     assert out["loss"] > 0
 
 
 def test_ddp_with_torchrun_then_resume_on_one_process(shapes_dataset, tmp_path):
     run = str(tmp_path / "ddp")
-    common = ["train", "classify", "--train", shapes_dataset, "--val", shapes_dataset, "--out", run,
-              "--model", "resnet18", "--image-size", "32", "--batch-size", "4", "--workers", "0", "--augment",
-              "none", "--device", "cpu", "-q"]
+    common = [
+        "train",
+        "classify",
+        "--train",
+        shapes_dataset,
+        "--val",
+        shapes_dataset,
+        "--out",
+        run,
+        "--model",
+        "resnet18",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--augment",
+        "none",
+        "--device",
+        "cpu",
+        "-q",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "trainer.cli", *common,
-                           "--epochs", "1"], capture_output=True, text=True, env=env, timeout=240)
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "trainer.cli", *common, "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", *common, "--epochs", "2", "--resume"],
-                          capture_output=True, text=True, env=env, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer.cli", *common, "--epochs", "2", "--resume"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(run, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]

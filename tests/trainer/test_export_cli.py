@@ -40,8 +40,26 @@ def test_training_lists_skipped_items_with_reasons(make_shapes, tmp_path):
     data["annotations"][0]["bbox"] = [3, 3, 0, 5]
     data["annotations"][1]["category_id"] = 42
     json.dump(data, open(path, "w"))
-    args = ["train", "classify", "--train", root, "--out", str(tmp_path / "run"), "--model", "resnet18",
-            "--image-size", "16", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
+    args = [
+        "train",
+        "classify",
+        "--train",
+        root,
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "resnet18",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0 and "bad_bbox" in result.output and "unknown_category" in result.output
     result = CliRunner().invoke(cli, [*args, "--skip-bad"])
@@ -54,9 +72,34 @@ def test_classify_mixes_imagefolder_and_coco_and_evaluates_imagefolder(shapes_va
     crops = str(tmp_path / "crops")
     assert runner.invoke(cli, ["export", "imagefolder", "--data", shapes_val_dataset, "-o", crops]).exit_code == 0
     run = str(tmp_path / "run")
-    result = runner.invoke(cli, ["train", "classify", "--train", crops, "--train", f"{shapes_val_dataset}:0.5",
-                                 "--val", crops, "--out", run, "--model", "mobilenet_v3_small", "--image-size", "32",
-                                 "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "-q"])
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "classify",
+            "--train",
+            crops,
+            "--train",
+            f"{shapes_val_dataset}:0.5",
+            "--val",
+            crops,
+            "--out",
+            run,
+            "--model",
+            "mobilenet_v3_small",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["eval", "--model", run, "--data", crops, "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output

@@ -25,8 +25,16 @@ def _gt(boxes_per_image):
     for i, boxes in enumerate(boxes_per_image):
         images.append({"id": i + 1, "width": 400, "height": 400, "file_name": f"{i}.png"})
         for k, (cat, box) in enumerate(boxes):
-            anns.append({"id": (i + 1) * 100 + k, "image_id": i + 1, "category_id": cat, "bbox": list(box),
-                         "area": box[2] * box[3], "iscrowd": 0})
+            anns.append(
+                {
+                    "id": (i + 1) * 100 + k,
+                    "image_id": i + 1,
+                    "category_id": cat,
+                    "bbox": list(box),
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
     return {"images": images, "annotations": anns, "categories": CATS}
 
 
@@ -34,8 +42,10 @@ GT = _gt([[(1, (10, 10, 100, 100)), (2, (200, 200, 100, 100))], [(1, (50, 60, 10
 
 
 def _perfect():
-    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
-            for a in GT["annotations"]]
+    return [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in GT["annotations"]
+    ]
 
 
 def test_perfect_predictions_give_map_one():

@@ -9,7 +9,7 @@ from trainer.sampling import MixingSampler, parse_source, resolve_ratios
 
 
 def _shares(indices, sizes):
-    bounds = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+    bounds = [sum(sizes[: i + 1]) for i in range(len(sizes))]
     src = Counter(next(i for i, b in enumerate(bounds) if x < b) for x in indices)
     return [src[i] / len(indices) for i in range(len(sizes))]
 
@@ -27,7 +27,7 @@ def test_every_batch_holds_the_requested_mix():
     sampler = MixingSampler([500, 40], [None, 0.25], num_samples=800, block_size=8, seed=0)
     indices = list(sampler)
     for b in range(0, 800, 8):
-        assert sum(i >= 500 for i in indices[b:b + 8]) == 2
+        assert sum(i >= 500 for i in indices[b : b + 8]) == 2
 
 
 def test_unset_ratios_share_the_rest_by_size_and_bad_ratios_fail():

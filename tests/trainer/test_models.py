@@ -15,11 +15,14 @@ def empty_cache(tmp_path, monkeypatch):
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
-@pytest.mark.parametrize("build", [
-    lambda: get_classification_model("resnet18", 3, "imagenet"),
-    lambda: get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3, "coco"),
-    lambda: get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3, "imagenet"),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: get_classification_model("resnet18", 3, "imagenet"),
+        lambda: get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3, "coco"),
+        lambda: get_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3, "imagenet"),
+    ],
+)
 def test_uncached_named_weights_fail_fast_saying_how_to_provide_them(empty_cache, build):
     start = time.perf_counter()
     with pytest.raises(WeightsError) as info:
@@ -68,11 +71,15 @@ def test_detector_freezing_options():
     assert not any(p.requires_grad for p in frozen.backbone.body.parameters())
     assert all(p.requires_grad for p in frozen.roi_heads.parameters())
     # the same stages torchvision freezes for pretrained backbones
-    for name, layers in (("fasterrcnn_mobilenet_v3_large_320_fpn", 0), ("fasterrcnn_mobilenet_v3_large_320_fpn", 3),
-                         ("fasterrcnn_resnet50_fpn", 2)):
+    for name, layers in (
+        ("fasterrcnn_mobilenet_v3_large_320_fpn", 0),
+        ("fasterrcnn_mobilenet_v3_large_320_fpn", 3),
+        ("fasterrcnn_resnet50_fpn", 2),
+    ):
         ours = get_detection_model(name, 2, "none", trainable_backbone_layers=layers)
         got = sorted(n for n, p in ours.backbone.body.named_parameters() if p.requires_grad)
         assert got == _reference_body(name, layers), (name, layers)
+
 
 @pytest.mark.parametrize("name", ["retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn"])
 def test_one_stage_heads_are_replaced_for_our_classes(name):

@@ -12,11 +12,48 @@ from click.testing import CliRunner
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.cli import cli
 
-DETECT = ["--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "--min-size", "64", "--max-size", "96",
-          "--batch-size", "2", "--workers", "0", "--augment", "none", "--warmup-iters", "0", "--lr", "0.02",
-          "--device", "cpu", "--seed", "0", "-q"]
-CLASSIFY = ["--model", "resnet18", "--image-size", "32", "--batch-size", "8", "--workers", "0", "--lr", "0.05",
-            "--augment", "hflip", "--device", "cpu", "--seed", "0", "-q"]
+DETECT = [
+    "--model",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "--min-size",
+    "64",
+    "--max-size",
+    "96",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--augment",
+    "none",
+    "--warmup-iters",
+    "0",
+    "--lr",
+    "0.02",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "-q",
+]
+CLASSIFY = [
+    "--model",
+    "resnet18",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--lr",
+    "0.05",
+    "--augment",
+    "hflip",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "-q",
+]
 
 
 def invoke(*args):
@@ -53,32 +90,93 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
     from trainer.detect import build_detector_from_checkpoint
 
     model = build_detector_from_checkpoint(ckpt)
-    assert torch.equal(model.state_dict()["roi_heads.box_predictor.cls_score.weight"],
-                       ckpt["model"]["roi_heads.box_predictor.cls_score.weight"])
+    assert torch.equal(
+        model.state_dict()["roi_heads.box_predictor.cls_score.weight"],
+        ckpt["model"]["roi_heads.box_predictor.cls_score.weight"],
+    )
 
     # resume continues after the last epoch without repeating one; an existing run is never overwritten
     assert invoke("train", "detect", "--train", basic_dataset, "--out", run, *DETECT).exit_code != 0
-    ok("train", "detect", "--train", basic_dataset, "--val", basic_dataset, "--out", run, "--epochs", "5",
-       "--resume", *DETECT)
+    ok(
+        "train",
+        "detect",
+        "--train",
+        basic_dataset,
+        "--val",
+        basic_dataset,
+        "--out",
+        run,
+        "--epochs",
+        "5",
+        "--resume",
+        *DETECT,
+    )
     assert [e["epoch"] for e in records(run, "epoch")] == [0, 1, 2, 3, 4]
     # resuming with another model or task is refused with a clear message
-    bad = invoke("train", "detect", "--train", basic_dataset, "--out", run, "--epochs", "6", "--resume",
-                 *DETECT[2:], "--model", "fasterrcnn_mobilenet_v3_large_fpn")
+    bad = invoke(
+        "train",
+        "detect",
+        "--train",
+        basic_dataset,
+        "--out",
+        run,
+        "--epochs",
+        "6",
+        "--resume",
+        *DETECT[2:],
+        "--model",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+    )
     assert bad.exit_code != 0 and "holds model" in bad.output
 
     # stage two: fine-tune from the synthetic run, with a second source mixed in at a fixed share
     tuned = str(tmp_path / "tuned")
-    ok("train", "detect", "--train", basic_dataset, "--train", f"{basic_dataset}:0.5", "--out", tuned,
-       "--epochs", "1", "--init-from", run, "--balanced", *DETECT)
+    ok(
+        "train",
+        "detect",
+        "--train",
+        basic_dataset,
+        "--train",
+        f"{basic_dataset}:0.5",
+        "--out",
+        tuned,
+        "--epochs",
+        "1",
+        "--init-from",
+        run,
+        "--balanced",
+        *DETECT,
+    )
     assert load_checkpoint(tuned)["epoch"] == 0
 
-    result = ok("eval", "--model", run, "--data", basic_dataset, "--by-attribute", "occlusion:3",
-                "--by-attribute", "camera.elevation_deg:2", "--device", "cpu", "-q")
+    result = ok(
+        "eval",
+        "--model",
+        run,
+        "--data",
+        basic_dataset,
+        "--by-attribute",
+        "occlusion:3",
+        "--by-attribute",
+        "camera.elevation_deg:2",
+        "--device",
+        "cpu",
+        "-q",
+    )
     out = os.path.join(run, "eval", os.path.basename(basic_dataset))
     assert "mAP" in result.output
-    for name in ("metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png", "pr_curves.png",
-                 "detections.json", "by_occlusion.csv", "by_occlusion.png", "by_camera.elevation_deg.csv",
-                 "by_camera.elevation_deg.png"):
+    for name in (
+        "metrics.json",
+        "per_class.csv",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "pr_curves.png",
+        "detections.json",
+        "by_occlusion.csv",
+        "by_occlusion.png",
+        "by_camera.elevation_deg.csv",
+        "by_camera.elevation_deg.png",
+    ):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert set(metrics["coco"]) >= {"mAP", "AP50", "AP75", "APs", "APm", "APl"}
@@ -93,18 +191,52 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
 
 def test_classify_crops_loss_down_eval_and_mismatch_errors(shapes_dataset, shapes_val_dataset, tmp_path):
     run = str(tmp_path / "cls")
-    ok("train", "classify", "--train", shapes_dataset, "--val", shapes_val_dataset, "--out", run, "--epochs", "4",
-       "--balanced", *CLASSIFY)
+    ok(
+        "train",
+        "classify",
+        "--train",
+        shapes_dataset,
+        "--val",
+        shapes_val_dataset,
+        "--out",
+        run,
+        "--epochs",
+        "4",
+        "--balanced",
+        *CLASSIFY,
+    )
     epochs = records(run, "epoch")
     assert epochs[-1]["train"]["loss"] < epochs[0]["train"]["loss"]
     assert 0 <= epochs[-1]["val"]["accuracy"] <= 1
 
-    result = ok("eval", "--model", run, "--data", shapes_val_dataset, "--name", "real", "--by-attribute",
-                "occlusion:2", "--resample-size", "20", "--device", "cpu", "-q")
+    result = ok(
+        "eval",
+        "--model",
+        run,
+        "--data",
+        shapes_val_dataset,
+        "--name",
+        "real",
+        "--by-attribute",
+        "occlusion:2",
+        "--resample-size",
+        "20",
+        "--device",
+        "cpu",
+        "-q",
+    )
     out = os.path.join(run, "eval", "real")
     assert "accuracy" in result.output
-    for name in ("metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png",
-                 "per_class_accuracy.png", "predictions.csv", "by_occlusion.csv", "by_occlusion.png"):
+    for name in (
+        "metrics.json",
+        "per_class.csv",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "per_class_accuracy.png",
+        "predictions.csv",
+        "by_occlusion.csv",
+        "by_occlusion.png",
+    ):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     rows = list(csv.DictReader(open(os.path.join(out, "predictions.csv"))))
     assert list(rows[0]) == ["index", "image_id", "annotation_id", "true", "pred", "score"]
@@ -124,8 +256,9 @@ def test_classify_crops_loss_down_eval_and_mismatch_errors(shapes_dataset, shape
     data = json.load(open(os.path.join(other, "annotations.json")))
     data["categories"][0]["name"] = "cube"
     json.dump(data, open(os.path.join(other, "annotations.json"), "w"))
-    bad = invoke("train", "classify", "--train", shapes_dataset, "--val", other, "--out", str(tmp_path / "x"),
-                 *CLASSIFY)
+    bad = invoke(
+        "train", "classify", "--train", shapes_dataset, "--val", other, "--out", str(tmp_path / "x"), *CLASSIFY
+    )
     assert bad.exit_code != 0 and "class lists differ" in bad.output
     bad = invoke("eval", "--model", run, "--data", other, "-q")
     assert bad.exit_code != 0 and "trained on" in bad.output
@@ -154,9 +287,21 @@ def test_mask_rcnn_trains_and_reports_mask_ap(shapes_dataset, tmp_path):
     from trainer.evaluate import evaluate_run
 
     run = str(tmp_path / "mask")
-    summary = train_detector([shapes_dataset], run, model="maskrcnn_resnet50_fpn", epochs=1, batch_size=2,
-                             min_size=64, max_size=64, augment="hflip", workers=0, device="cpu", warmup_iters=0,
-                             max_steps_per_epoch=2, lr=0.005)
+    summary = train_detector(
+        [shapes_dataset],
+        run,
+        model="maskrcnn_resnet50_fpn",
+        epochs=1,
+        batch_size=2,
+        min_size=64,
+        max_size=64,
+        augment="hflip",
+        workers=0,
+        device="cpu",
+        warmup_iters=0,
+        max_steps_per_epoch=2,
+        lr=0.005,
+    )
     assert "loss_mask" in summary["history"][0]["train"]
     metrics = evaluate_run(run, shapes_dataset, device="cpu", score_threshold=0.0)
     assert set(metrics["coco_segm"]) >= {"mAP", "AP50"}

@@ -41,22 +41,46 @@ def yolo(data, out, copy_images, segments, skip_bad, overwrite):
     OUT/data.yaml."""
     from trainer.export import export_yolo_dataset
 
-    _call(export_yolo_dataset, data=data, out=out, link_images=not copy_images, segments=segments,
-          skip_bad=skip_bad, overwrite=overwrite)
+    _call(
+        export_yolo_dataset,
+        data=data,
+        out=out,
+        link_images=not copy_images,
+        segments=segments,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+    )
 
 
 @export.command("imagefolder", short_help="Box crops as OUT/<class>/<image>_<ann>.png.")
 @click.option("--data", required=True, type=click.Path(exists=True), help="COCO folder.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--padding", default=0.1, show_default=True, type=click.FloatRange(0),
-              help="Grow each box by this share of its size on every side.")
-@click.option("--min-size", default=2.0, show_default=True, type=click.FloatRange(0),
-              help="Boxes with a side below this many pixels are skipped (and listed).")
+@click.option(
+    "--padding",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Grow each box by this share of its size on every side.",
+)
+@click.option(
+    "--min-size",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Boxes with a side below this many pixels are skipped (and listed).",
+)
 @click.option("--skip-bad", is_flag=True, help="Leave out bad images/annotations (listed) instead of stopping.")
 @overwrite_option
 def imagefolder(data, out, padding, min_size, skip_bad, overwrite):
     """Crop every box into an ImageFolder tree, for classifiers that read one."""
     from trainer.export import export_imagefolder
 
-    _call(export_imagefolder, data=data, out=out, padding=padding, min_size=min_size, skip_bad=skip_bad,
-          overwrite=overwrite)
+    _call(
+        export_imagefolder,
+        data=data,
+        out=out,
+        padding=padding,
+        min_size=min_size,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+    )

@@ -11,11 +11,42 @@ from trainer.commands.train_common import run_training, train_options
 @train_options("resnet18", 32, 0.01, "basic")
 @click.option("--image-size", default=224, show_default=True, type=click.IntRange(8), help="Square input size.")
 @click.option("--grayscale/--color", default=False, show_default=True, help="Feed 3-channel grey images.")
-@click.option("--padding", default=0.1, show_default=True, type=click.FloatRange(0),
-              help="Grow each COCO box crop by this share of its size on every side.")
-def classify(train, val, out, model, epochs, batch_size, lr, optimizer, weight_decay, weights, freeze_backbone,
-             balanced, augment, resume, init_from, amp, accum_steps, epoch_size, skip_bad, tensorboard, seed, device,
-             workers, quiet, image_size, grayscale, padding):
+@click.option(
+    "--padding",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Grow each COCO box crop by this share of its size on every side.",
+)
+def classify(
+    train,
+    val,
+    out,
+    model,
+    epochs,
+    batch_size,
+    lr,
+    optimizer,
+    weight_decay,
+    weights,
+    freeze_backbone,
+    balanced,
+    augment,
+    resume,
+    init_from,
+    amp,
+    accum_steps,
+    epoch_size,
+    skip_bad,
+    tensorboard,
+    seed,
+    device,
+    workers,
+    quiet,
+    image_size,
+    grayscale,
+    padding,
+):
     """Train a classifier (resnet18/34/50, vgg16, mobilenet_v3_small/large, efficientnet_b0) and write the run
     folder like `train detect`; best.pth is the best --val accuracy.
 
@@ -28,8 +59,32 @@ def classify(train, val, out, model, epochs, batch_size, lr, optimizer, weight_d
     from trainer.options import resolve_device
 
     run_training(
-        train_classifier, quiet, train=train, out=out, val=val, model=model, epochs=epochs, batch_size=batch_size,
-        lr=lr, image_size=image_size, weights=weights, freeze_backbone=freeze_backbone, balanced=balanced,
-        grayscale=grayscale, augment=augment, seed=seed, device=resolve_device(device), workers=workers,
-        resume=resume, init_from=init_from, amp=amp, accum_steps=accum_steps, skip_bad=skip_bad, padding=padding,
-        optimizer=optimizer, weight_decay=weight_decay, epoch_size=epoch_size, tensorboard=tensorboard)
+        train_classifier,
+        quiet,
+        train=train,
+        out=out,
+        val=val,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        image_size=image_size,
+        weights=weights,
+        freeze_backbone=freeze_backbone,
+        balanced=balanced,
+        grayscale=grayscale,
+        augment=augment,
+        seed=seed,
+        device=resolve_device(device),
+        workers=workers,
+        resume=resume,
+        init_from=init_from,
+        amp=amp,
+        accum_steps=accum_steps,
+        skip_bad=skip_bad,
+        padding=padding,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        epoch_size=epoch_size,
+        tensorboard=tensorboard,
+    )

@@ -9,17 +9,59 @@ from trainer.commands.train_common import run_training, train_options
 
 @click.command("detect", short_help="Train a detector (Faster R-CNN, Mask R-CNN, RetinaNet, FCOS).")
 @train_options("fasterrcnn_mobilenet_v3_large_fpn", 4, 0.01, "hflip")
-@click.option("--trainable-backbone-layers", default=None, type=click.IntRange(0, 6),
-              help="Backbone stages to train, counted from the top (default: torchvision's).")
-@click.option("--min-size", default=800, show_default=True, type=click.IntRange(16),
-              help="Shorter image side the model resizes to.")
-@click.option("--max-size", default=1333, show_default=True, type=click.IntRange(16),
-              help="Longest side limit of that resize.")
-@click.option("--warmup-iters", default=100, show_default=True, type=click.IntRange(0),
-              help="Linear learning-rate warm-up steps in the first epoch.")
-def detect(train, val, out, model, epochs, batch_size, lr, optimizer, weight_decay, weights, freeze_backbone,
-           balanced, augment, resume, init_from, amp, accum_steps, epoch_size, skip_bad, tensorboard, seed, device,
-           workers, quiet, trainable_backbone_layers, min_size, max_size, warmup_iters):
+@click.option(
+    "--trainable-backbone-layers",
+    default=None,
+    type=click.IntRange(0, 6),
+    help="Backbone stages to train, counted from the top (default: torchvision's).",
+)
+@click.option(
+    "--min-size",
+    default=800,
+    show_default=True,
+    type=click.IntRange(16),
+    help="Shorter image side the model resizes to.",
+)
+@click.option(
+    "--max-size", default=1333, show_default=True, type=click.IntRange(16), help="Longest side limit of that resize."
+)
+@click.option(
+    "--warmup-iters",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Linear learning-rate warm-up steps in the first epoch.",
+)
+def detect(
+    train,
+    val,
+    out,
+    model,
+    epochs,
+    batch_size,
+    lr,
+    optimizer,
+    weight_decay,
+    weights,
+    freeze_backbone,
+    balanced,
+    augment,
+    resume,
+    init_from,
+    amp,
+    accum_steps,
+    epoch_size,
+    skip_bad,
+    tensorboard,
+    seed,
+    device,
+    workers,
+    quiet,
+    trainable_backbone_layers,
+    min_size,
+    max_size,
+    warmup_iters,
+):
     """Train a detector and write RUN/checkpoint.pth (every epoch), RUN/best.pth (best --val mAP),
     RUN/args.json and RUN/metrics.jsonl.
 
@@ -38,9 +80,33 @@ def detect(train, val, out, model, epochs, batch_size, lr, optimizer, weight_dec
     from trainer.options import resolve_device
 
     run_training(
-        train_detector, quiet, train=train, out=out, val=val, model=model, epochs=epochs, batch_size=batch_size,
-        lr=lr, weights=weights, trainable_backbone_layers=trainable_backbone_layers, freeze_backbone=freeze_backbone,
-        min_size=min_size, max_size=max_size, augment=augment, balanced=balanced, seed=seed,
-        device=resolve_device(device), workers=workers, resume=resume, init_from=init_from, amp=amp,
-        accum_steps=accum_steps, skip_bad=skip_bad, optimizer=optimizer, weight_decay=weight_decay,
-        warmup_iters=warmup_iters, epoch_size=epoch_size, tensorboard=tensorboard)
+        train_detector,
+        quiet,
+        train=train,
+        out=out,
+        val=val,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weights=weights,
+        trainable_backbone_layers=trainable_backbone_layers,
+        freeze_backbone=freeze_backbone,
+        min_size=min_size,
+        max_size=max_size,
+        augment=augment,
+        balanced=balanced,
+        seed=seed,
+        device=resolve_device(device),
+        workers=workers,
+        resume=resume,
+        init_from=init_from,
+        amp=amp,
+        accum_steps=accum_steps,
+        skip_bad=skip_bad,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        warmup_iters=warmup_iters,
+        epoch_size=epoch_size,
+        tensorboard=tensorboard,
+    )
