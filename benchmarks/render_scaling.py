@@ -1,6 +1,7 @@
 """Frames per second with 1 and 2 Ray workers on this machine, and the parallel efficiency, in one run.
 
-Both settings render the same frames of the same config and seed through ``trainer.ray_render.render_with_ray``
+Both settings render the same frames of the same config and seed through
+``trainer.rendering.ray_cluster.render_with_ray``
 on one local Ray cluster (started once; its start-up is reported apart). "1 worker" is one shard (one Blender
 process, one CPU); "2 workers" is two shards at the same time, one CPU each. Every Blender process renders with
 one thread (``render.threads = 1``), so a worker is a core and the ratio measures process-level scaling, which is
@@ -47,7 +48,7 @@ def tiny_config(resolution: tuple[int, int], samples: int) -> dict:
 
 def frame_seconds(log_path: str) -> list[float]:
     """The engine's per-frame render times from a shard log (``BLENDSET_PROGRESS`` lines, last attempt)."""
-    from trainer.render_launcher import parse_line
+    from trainer.rendering.launcher import parse_line
 
     seconds: list[float] = []
     with open(log_path, encoding="utf-8", errors="replace") as f:
@@ -61,7 +62,7 @@ def frame_seconds(log_path: str) -> list[float]:
 
 
 def run(config_path: str, out: str, count: int, workers: int, scene_script: str, blender: str | None) -> dict:
-    from trainer.ray_render import render_with_ray, shard_name
+    from trainer.rendering.ray_cluster import render_with_ray, shard_name
 
     summary = render_with_ray(
         config_path, out, count, 0, workers, scene_script=scene_script, blender=blender, num_cpus=1.0

@@ -141,7 +141,7 @@ def blendset_loop(
     lr: float,
     out: str,
 ) -> dict:
-    from trainer.detect import train_detector
+    from trainer.training.detect import train_detector
 
     clock = Clock()
     result = train_detector(

@@ -12,7 +12,7 @@ import logging
 import click
 
 from trainer import __version__
-from trainer.lazy import LazyGroup
+from trainer.commands.lazy import LazyGroup
 
 COMMANDS = {
     "render": "trainer.commands.render:render",

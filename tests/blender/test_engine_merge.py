@@ -120,8 +120,8 @@ def test_merge_command(basic_dataset, tmp_path):
 
 
 def test_render_command_bad_config_and_ray_wiring(tmp_path, monkeypatch):
-    from trainer import ray_render
     from trainer.cli import cli
+    from trainer.rendering import ray_cluster as ray_render
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"render": {"samples": -1}}))

@@ -306,10 +306,10 @@ def test_extractors_from_local_weights_and_a_detector_run(tmp_path):
 
 
 def test_suggest_evaluates_the_run_when_it_has_no_results(tmp_path, rng):
-    """No RUN/eval/<name>/ yet: suggest calls trainer.evaluate.evaluate_run on a real (untrained) classifier."""
+    """No RUN/eval/<name>/ yet: suggest runs evaluate_run on a real (untrained) classifier."""
     import torch
 
-    from trainer.models import get_classification_model
+    from trainer.models.build import get_classification_model
 
     real = draw_dataset(str(tmp_path / "real"), list(rng.uniform(0.1, 0.6, 24)), rng, classes=("cube", "cone"))
     run = tmp_path / "run"

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from shared.config import DatasetConfig, OutputSettings, Range, RenderSettings, apply_preset, save_config
-from trainer.checkpoint import CheckpointError
-from trainer.regress import (
+from trainer.training.checkpoint import CheckpointError
+from trainer.training.regress import (
     RegressError,
     TargetScaler,
     evaluate_regression,

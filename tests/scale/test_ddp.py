@@ -253,7 +253,7 @@ def test_regress_rank_zero_alone_writes(regress_runs):
 def test_regress_two_process_checkpoint_resumes_on_one_process(regress_runs):
     import torch
 
-    from trainer.regress import RegressError, train_regression
+    from trainer.training.regress import RegressError, train_regression
 
     ckpt = torch.load(os.path.join(regress_runs["B2"], "checkpoint.pth"), map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * REGRESS_STEPS

@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from trainer import ray_render, storage
+from trainer.rendering import ray_cluster as ray_render
+from trainer.rendering import storage
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from blendset_testing import BASIC_SCENE, ROOT, have_bpy_module, write_config  # noqa: E402

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer import launch, ray_render
+from trainer.commands import launch
+from trainer.rendering import ray_cluster as ray_render
 
 
 @settings(deadline=None, max_examples=200)

@@ -9,7 +9,7 @@ import uuid
 import fsspec
 import pytest
 
-from trainer import storage
+from trainer.rendering import storage
 
 
 def _make_dataset(root, frames=3):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from trainer.data import (
+from trainer.data.datasets import (
     CocoCrops,
     CocoDetection,
     DataError,
@@ -17,7 +17,7 @@ from trainer.data import (
     classification_dataset,
     describe_skips,
 )
-from trainer.transforms import classification_transforms, detection_transforms, parse_policy
+from trainer.data.transforms import classification_transforms, detection_transforms, parse_policy
 
 
 def _edit(root, fn):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from trainer.engine import NonFiniteLossError, classification_loss, train_one_epoch
+from trainer.training.epoch import NonFiniteLossError, classification_loss, train_one_epoch
 
 
 def _loader(x, y, batch):

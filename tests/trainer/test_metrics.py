@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainer.metrics import (
+from trainer.evaluation.metrics import (
     attribute_value,
     bin_edges,
     bin_of,

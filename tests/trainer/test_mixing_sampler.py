@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from trainer.data import class_balanced_weights
-from trainer.sampling import MixingSampler, parse_source, resolve_ratios
+from trainer.data.datasets import class_balanced_weights
+from trainer.data.mixing import MixingSampler, parse_source, resolve_ratios
 
 
 def _shares(indices, sizes):

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from trainer.models import WeightsError, get_classification_model, get_detection_model, load_weights_file
+from trainer.models.build import WeightsError, get_classification_model, get_detection_model, load_weights_file
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_detector_freezing_options():
 def test_one_stage_heads_are_replaced_for_our_classes(name):
     from torchvision.models import get_model
 
-    from trainer.models import replace_detection_head
+    from trainer.models.build import replace_detection_head
 
     model = get_model(name, weights=None, weights_backbone=None, num_classes=91, min_size=64, max_size=64)
     replace_detection_head(model, 3)

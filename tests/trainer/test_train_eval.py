@@ -9,8 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.cli import cli
+from trainer.training.checkpoint import CheckpointError, load_checkpoint
 
 DETECT = [
     "--model",
@@ -87,7 +87,7 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
     ckpt = load_checkpoint(run)
     assert ckpt["task"] == "detect" and [c["name"] for c in ckpt["categories"]] == ["cube", "sphere", "cone"]
     assert ckpt["epoch"] == 3 and isinstance(ckpt["args"], dict)
-    from trainer.detect import build_detector_from_checkpoint
+    from trainer.training.detect import build_detector_from_checkpoint
 
     model = build_detector_from_checkpoint(ckpt)
     assert torch.equal(
@@ -283,8 +283,8 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
 
 
 def test_mask_rcnn_trains_and_reports_mask_ap(shapes_dataset, tmp_path):
-    from trainer.detect import train_detector
-    from trainer.evaluate import evaluate_run
+    from trainer.evaluation.evaluate import evaluate_run
+    from trainer.training.detect import train_detector
 
     run = str(tmp_path / "mask")
     summary = train_detector(

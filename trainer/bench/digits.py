@@ -197,7 +197,7 @@ def render_dataset(
     C.save_config(replace(config, count=count, seed=seed), cfg_path)
     if _complete(out, count):
         return out
-    from trainer.render_launcher import RenderError, RenderJob, run_render
+    from trainer.rendering.launcher import RenderError, RenderJob, run_render
 
     job = RenderJob(
         cfg_path, out, scene_script=SCENE_SCRIPT, count=count, seed=seed, scene_args=json.dumps(scene_options or {})
@@ -254,7 +254,7 @@ def real_budget_dir(ctx: BenchContext, budget: int | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Training and evaluation with the trainer's library (engineer D's ``trainer.classify.train_classifier``)
+# Training and evaluation with the trainer's library (engineer D's ``trainer.training.classify.train_classifier``)
 
 
 def _count_images(folder: str) -> int:
@@ -283,7 +283,7 @@ def train_classifier(ctx: BenchContext, run: str, sources: list[tuple[str, float
     """
     if os.path.isfile(os.path.join(run, "bench_done.json")):
         return run
-    from trainer.classify import train_classifier as train
+    from trainer.training.classify import train_classifier as train
 
     s = ctx.scale
     per_epoch = math.ceil(s.steps / s.epochs)
@@ -339,11 +339,11 @@ def evaluate_on(ctx: BenchContext, run: str, data: str) -> tuple[np.ndarray, np.
 def _predict(ctx: BenchContext, run: str, data: str, pred_csv: str) -> None:
     import torch
 
-    from trainer.checkpoint import load_checkpoint
-    from trainer.classify import build_classifier_from_checkpoint
-    from trainer.data import ImageFolderDataset
-    from trainer.engine import predict_classification
-    from trainer.transforms import classification_transforms
+    from trainer.data.datasets import ImageFolderDataset
+    from trainer.data.transforms import classification_transforms
+    from trainer.training.checkpoint import load_checkpoint
+    from trainer.training.classify import build_classifier_from_checkpoint
+    from trainer.training.epoch import predict_classification
 
     ckpt = load_checkpoint(os.path.join(run, "best.pth"))
     names = [c["name"] for c in ckpt["categories"]]

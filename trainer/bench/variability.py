@@ -89,7 +89,7 @@ def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -
     os.makedirs(out, exist_ok=True)
     cfg_path = os.path.join(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + ".config.json")
     save_config(dataclasses.replace(config, count=count, seed=seed), cfg_path)
-    from trainer.render_launcher import RenderError, RenderJob, find_blender, have_bpy_module, run_render
+    from trainer.rendering.launcher import RenderError, RenderJob, find_blender, have_bpy_module, run_render
 
     # The bpy module of this Python first, else a Blender binary ($BLENDER or on PATH).
     blender = None if have_bpy_module() else find_blender()
@@ -157,7 +157,7 @@ def scenario_config(base: DatasetConfig, preset: str, photos: str | None) -> Dat
 
 
 def _train(data: str, run: str, scale: Scale, seed: int, device: str, note: Note) -> dict:
-    from trainer.regress import train_regression
+    from trainer.training.regress import train_regression
 
     summary_path = os.path.join(run, "summary.json")
     if os.path.exists(summary_path):
@@ -188,7 +188,7 @@ def run_variability(
     out: str, scale: str = "toy", device: str = "cpu", seed: int = 0, note: Note = lambda message: None
 ) -> dict:
     """Render, train, evaluate and compare; returns (and writes to ``out/results.json``) the table rows."""
-    from trainer.regress import evaluate_regression
+    from trainer.training.regress import evaluate_regression
 
     if scale not in SCALES:
         raise BenchError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
@@ -317,7 +317,7 @@ def _plot_vs_azimuth(out: str, test_dir: str) -> str:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from trainer.regress import load_param_records, moving_average
+    from trainer.training.regress import load_param_records, moving_average
 
     test = load_param_records(test_dir)
     azimuth = dict(zip(test.image_ids, test.values(["camera.azimuth_deg"])[:, 0], strict=True))

@@ -2,7 +2,7 @@
 
 import click
 
-from trainer.lazy import LazyGroup
+from trainer.commands.lazy import LazyGroup
 
 
 @click.group(

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from trainer.options import device_option, out_option, overwrite_option, seed_option
+from trainer.commands.options import device_option, out_option, overwrite_option, seed_option
 
 
 @click.command(short_help="Digits benchmark: synthetic vs real vs real+synthetic, plus the bias fix.")
@@ -55,7 +55,7 @@ def digits(
     from trainer.bench import digits as bench
     from trainer.bench.digits import BenchError, run_digits_benchmark
     from trainer.bench.digits_data import DigitsDataError
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
     from trainer.refine.digits import REFINED_KEYS, add_refined_curves
 
     results_file = os.path.join(out, "results.json")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from trainer.options import device_option, out_option, overwrite_option, seed_option
+from trainer.commands.options import device_option, out_option, overwrite_option, seed_option
 
 
 @click.command("variability", short_help="Train on none/angle/angle_bg/all renders, test on all (seed 003).")
@@ -36,9 +36,9 @@ def variability(out, scale, device, seed, overwrite, quiet):
     import shutil
 
     from trainer.bench.variability import BenchError, run_variability
-    from trainer.checkpoint import CheckpointError
-    from trainer.options import resolve_device
-    from trainer.regress import RegressError
+    from trainer.commands.options import resolve_device
+    from trainer.training.checkpoint import CheckpointError
+    from trainer.training.regress import RegressError
 
     if overwrite and os.path.isdir(out):
         shutil.rmtree(out)

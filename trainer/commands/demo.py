@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trainer.options import device_option, seed_option
+from trainer.commands.options import device_option, seed_option
 
 
 @click.command(short_help="Render digits, train, evaluate on real digits, analyze the gap, write report.html.")
@@ -45,7 +45,7 @@ def demo(scale: str, out: str, seed: int, device: str) -> None:
     from trainer.bench.demo import run_demo
     from trainer.bench.digits import BenchError
     from trainer.bench.digits_data import DigitsDataError
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
 
     quiet = click.get_current_context().find_root().params.get("quiet", 0) > 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trainer.options import device_option, workers_option
+from trainer.commands.options import device_option, workers_option
 
 
 @click.command("eval", short_help="Evaluate a run on a dataset (metrics.json, CSVs, PNGs).")
@@ -72,11 +72,11 @@ def eval_cmd(
     \b
       blendset eval --model runs/finetune --data real_test/ --by-attribute occlusion:4
     """
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
-    from trainer.evaluate import evaluate_run
-    from trainer.models import WeightsError
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
+    from trainer.data.datasets import DataError
+    from trainer.evaluation.evaluate import evaluate_run
+    from trainer.models.build import WeightsError
+    from trainer.training.checkpoint import CheckpointError
 
     note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     try:

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from trainer.options import overwrite_option
+from trainer.commands.options import overwrite_option
 
 
 def _call(fn, **kwargs) -> None:
-    from trainer.data import DataError
+    from trainer.data.datasets import DataError
 
     try:
         summary = fn(**kwargs)
@@ -39,7 +39,7 @@ def export() -> None:
 def yolo(data, out, copy_images, segments, skip_bad, overwrite):
     """Write OUT/images, OUT/labels (one .txt per image, class index and normalised box or polygon) and
     OUT/data.yaml."""
-    from trainer.export import export_yolo_dataset
+    from trainer.data.export import export_yolo_dataset
 
     _call(
         export_yolo_dataset,
@@ -73,7 +73,7 @@ def yolo(data, out, copy_images, segments, skip_bad, overwrite):
 @overwrite_option
 def imagefolder(data, out, padding, min_size, skip_bad, overwrite):
     """Crop every box into an ImageFolder tree, for classifiers that read one."""
-    from trainer.export import export_imagefolder
+    from trainer.data.export import export_imagefolder
 
     _call(
         export_imagefolder,

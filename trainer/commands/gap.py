@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from trainer.options import (
+from trainer.commands.options import (
     device_option,
     out_option,
     overwrite_option,
@@ -67,7 +67,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
 
 
 def _device(name: str) -> str:
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
 
     return resolve_device(name)
 

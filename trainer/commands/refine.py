@@ -11,7 +11,14 @@ from contextlib import contextmanager
 
 import click
 
-from trainer.options import device_option, overwrite_option, quiet_option, real_option, seed_option, synthetic_option
+from trainer.commands.options import (
+    device_option,
+    overwrite_option,
+    quiet_option,
+    real_option,
+    seed_option,
+    synthetic_option,
+)
 
 
 @contextmanager
@@ -82,7 +89,7 @@ def refine() -> None:
 def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_edge, n_blocks, device, seed, quiet):
     """Train a refiner from SYNTHETIC renders to REAL images. A killed run resumes from OUT/checkpoint.pth
     when started again with the same options."""
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
     from trainer.refine import train_refiner
 
     device = resolve_device(device)
@@ -145,7 +152,7 @@ def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_
 def apply_cmd(model_path, synthetic, out, overwrite, device, min_edge_iou, quiet):
     """Refine every image of the SYNTHETIC dataset into OUT. annotations.json, masks, depth and frame records are
     copied byte for byte; OUT/refine_report.json says how well edges and mask boundaries survived."""
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
     from trainer.refine import apply_refiner
 
     device = resolve_device(device)

@@ -9,7 +9,7 @@ import tempfile
 
 import click
 
-from trainer.options import out_option
+from trainer.commands.options import out_option
 
 
 def _check_config(path: str):
@@ -125,7 +125,7 @@ def render(
         parse_shard(shard)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--shard") from None
-    from trainer import render_launcher as launcher
+    from trainer.rendering import launcher
 
     blender = None if in_process else launcher.find_blender(blender_path)
     if blender is None and not launcher.have_bpy_module():
@@ -135,7 +135,7 @@ def render(
             _render_local(
                 launcher, config_path, local, scene, scene_script, scene_args, count, seed, shard, blender, quiet
             )
-            from trainer import storage
+            from trainer.rendering import storage
 
             storage.publish(local, out)
         return None
@@ -188,7 +188,7 @@ def _render_local(
 def _render_ray(
     config_path, out, count, seed, shards, address, scene, scene_script, blender, num_cpus, num_gpus, quiet
 ) -> None:
-    from trainer.ray_render import render_with_ray
+    from trainer.rendering.ray_cluster import render_with_ray
 
     num_shards = shards or max(1, os.cpu_count() or 1)
     bar = _progress_bar(count, quiet, "render (ray)")
@@ -235,7 +235,7 @@ def merge(shard_dirs, out, allow_missing, quiet):
     inputs = []
     for d in shard_dirs:
         if "://" in d:
-            from trainer import storage
+            from trainer.rendering import storage
 
             inputs.append(storage.localize(d))
         elif not os.path.isdir(d):
@@ -250,7 +250,7 @@ def merge(shard_dirs, out, allow_missing, quiet):
 
     try:
         if "://" in out:
-            from trainer import storage
+            from trainer.rendering import storage
 
             with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
                 coco = merge_datasets(inputs, local, progress, allow_missing)

@@ -55,8 +55,8 @@ def classify(
       blendset train classify --train synth/ --train real/:0.25 --val real_val/ --out runs/cls \\
           --model vgg16 --weights imagenet --freeze-backbone --balanced
     """
-    from trainer.classify import train_classifier
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
+    from trainer.training.classify import train_classifier
 
     run_training(
         train_classifier,

@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 import click
 
-from trainer.launch import nproc_option
-from trainer.options import device_option, seed_option, workers_option
+from trainer.commands.launch import nproc_option
+from trainer.commands.options import device_option, seed_option, workers_option
 
 
 def _check_source(ctx, param, values):
-    from trainer.sampling import parse_source
+    from trainer.data.mixing import parse_source
 
     try:
         return [parse_source(v) for v in values]
@@ -109,11 +109,11 @@ def train_options(default_model: str, default_batch: int, default_lr: float, def
 
 def run_training(train_fn: Callable, quiet: bool, **kwargs) -> None:
     """Call a library training function with a progress bar; domain errors become click errors."""
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
-    from trainer.engine import NonFiniteLossError, TqdmProgress
-    from trainer.models import WeightsError
-    from trainer.training import RunError
+    from trainer.data.datasets import DataError
+    from trainer.models.build import WeightsError
+    from trainer.training.checkpoint import CheckpointError
+    from trainer.training.epoch import NonFiniteLossError, TqdmProgress
+    from trainer.training.loop import RunError
 
     progress = TqdmProgress(quiet=quiet)
     note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))

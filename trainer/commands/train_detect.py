@@ -76,8 +76,8 @@ def detect(
     retinanet_resnet50_fpn(_v2), fcos_resnet50_fpn. Multi-GPU: torchrun --nproc_per_node=N -m trainer.cli
     train detect ...
     """
-    from trainer.detect import train_detector
-    from trainer.options import resolve_device
+    from trainer.commands.options import resolve_device
+    from trainer.training.detect import train_detector
 
     run_training(
         train_detector,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from trainer.commands.launch import nproc_option
+from trainer.commands.options import device_option, seed_option, workers_option
 from trainer.commands.train_common import run_training
-from trainer.launch import nproc_option
-from trainer.options import device_option, seed_option, workers_option
 
 
 @click.command("regress", short_help="Regress recorded render parameters from images.")
@@ -89,8 +89,8 @@ def regress(
     With --nproc N (or under torchrun) each process takes --batch-size images per step: the global batch is
     N x --batch-size.
     """
-    from trainer.options import resolve_device
-    from trainer.regress import train_regression
+    from trainer.commands.options import resolve_device
+    from trainer.training.regress import train_regression
 
     run_training(
         train_regression,

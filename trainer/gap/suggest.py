@@ -4,7 +4,8 @@ Seed 000 rendered ~200 more images of its weakest classes and raised bear accura
 conclusion asks for a tool that says *what* to render. This module
 
 1. reads the run's real-set results (``RUN/eval/<name>/predictions.csv`` for classifiers, ``detections.json``
-   for detectors, as written by ``trainer.evaluate.evaluate_run``; it runs that evaluation when they are missing),
+   for detectors, as written by
+   ``trainer.evaluation.evaluate.evaluate_run``; it runs that evaluation when they are missing),
 2. marks every real sample as right or wrong (classification: true == pred; detection: the ground-truth box was
    matched at IoU >= 0.5 by a detection of its class scoring >= the threshold, i.e. recall),
 3. ranks classes by error rate (95% Wilson intervals) and finds metadata bins (quartiles of box area, vertical
@@ -55,7 +56,7 @@ def find_results(
     run: str, real: str, device: str = "cpu", note: Callable[[str], None] = lambda s: None
 ) -> tuple[str, str]:
     """``(kind, path)`` of the run's results on ``real``; evaluates the run first when there are none."""
-    from trainer.data import dataset_name
+    from trainer.data.datasets import dataset_name
 
     name = dataset_name(real)
     folder = os.path.join(run, "eval", name)
@@ -63,7 +64,7 @@ def find_results(
         if os.path.isfile(os.path.join(folder, file)):
             return kind, os.path.join(folder, file)
     note(f"no results in {folder}: evaluating the run on {real} first")
-    from trainer.evaluate import evaluate_run
+    from trainer.evaluation.evaluate import evaluate_run
 
     try:
         evaluate_run(run, real, out_dir=folder, device=device)
@@ -102,7 +103,7 @@ def outcomes_detection(
     path: str, coco: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One row per real ground-truth box (missed = error), plus false positives per class."""
-    from trainer.metrics import match_detections
+    from trainer.evaluation.metrics import match_detections
 
     with open(path, encoding="utf-8") as f:
         results = json.load(f)

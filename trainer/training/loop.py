@@ -1,7 +1,8 @@
 """The parts of a training run that detection and classification share: sources and their mixing, the run folder,
 resume and init-from, and the epoch loop that validates and saves checkpoints.
 
-``trainer.detect.train_detector`` and ``trainer.classify.train_classifier`` read top to bottom and call these.
+``trainer.training.detect.train_detector`` and ``trainer.training.classify.train_classifier`` read top to bottom
+and call these.
 """
 
 from __future__ import annotations
@@ -16,15 +17,7 @@ from typing import Any
 import torch
 
 from trainer import __version__
-from trainer.checkpoint import (
-    CheckpointError,
-    check_compatible,
-    find_checkpoint,
-    load_checkpoint,
-    load_model_state,
-    save_checkpoint,
-)
-from trainer.data import (
+from trainer.data.datasets import (
     ImageFolderDataset,
     align_categories,
     class_balanced_weights,
@@ -32,9 +25,17 @@ from trainer.data import (
     describe_skips,
     sample_labels,
 )
-from trainer.distributed import DistInfo, barrier, broadcast_object
-from trainer.engine import MetricsLog, TensorBoardLog, train_one_epoch
-from trainer.sampling import MixingSampler, parse_source
+from trainer.data.mixing import MixingSampler, parse_source
+from trainer.training.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    find_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from trainer.training.distributed import DistInfo, barrier, broadcast_object
+from trainer.training.epoch import MetricsLog, TensorBoardLog, train_one_epoch
 
 Note = Callable[[str], None]
 
@@ -163,7 +164,7 @@ def init_from_checkpoint(model: torch.nn.Module, source: str, task: str, categor
 
     Same classes: every tensor must fit. Other classes: the class-specific head starts fresh and we say so.
     """
-    from trainer.models import load_weights_file
+    from trainer.models.build import load_weights_file
 
     path = find_checkpoint(source, prefer_best=True)
     ckpt = load_checkpoint(path)

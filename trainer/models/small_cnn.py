@@ -15,7 +15,7 @@ from torch import nn
 
 class SmallCNN(nn.Module):
     """Three 3x3 conv + ReLU stages (the first two followed by 2x2 max-pooling), global average pooling and a
-    linear head ``fc`` (the attribute ``trainer.models.classifier_head`` looks for)."""
+    linear head ``fc`` (the attribute ``trainer.models.build.classifier_head`` looks for)."""
 
     def __init__(self, num_classes: int, width: int = 16):
         super().__init__()

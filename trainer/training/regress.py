@@ -11,7 +11,7 @@ alone says little.
 No augmentation is applied: flips and crops would change the very parameters (azimuth, position) being learned.
 
 Multi-process training (torchrun, ``--nproc``) works as for detection and classification: the shared sampler
-and loader of ``trainer.training`` split one global sample sequence across the ranks, and rank 0 alone writes.
+and loader of ``trainer.training.loop`` split one global sample sequence across the ranks, and rank 0 alone writes.
 
 Run folder (the trainer's layout): ``RUN/checkpoint.pth`` (latest epoch), ``RUN/best.pth`` (lowest validation
 MSE), ``RUN/args.json``, ``RUN/metrics.jsonl``. :func:`evaluate_regression` writes ``OUT/metrics.json``,
@@ -32,12 +32,18 @@ import torch
 from torch.nn import functional as F
 
 from trainer import __version__
-from trainer.checkpoint import check_compatible, find_checkpoint, load_checkpoint, load_model_state, save_checkpoint
-from trainer.data import DataError, load_coco_source, read_image, resolve_image_path
-from trainer.distributed import DistInfo, barrier, broadcast_object, init_distributed, shutdown
-from trainer.engine import MetricsLog, train_one_epoch
-from trainer.models import CLASSIFICATION_MODELS, get_classification_model
-from trainer.training import (
+from trainer.data.datasets import DataError, load_coco_source, read_image, resolve_image_path
+from trainer.models.build import CLASSIFICATION_MODELS, get_classification_model
+from trainer.training.checkpoint import (
+    check_compatible,
+    find_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from trainer.training.distributed import DistInfo, barrier, broadcast_object, init_distributed, shutdown
+from trainer.training.epoch import MetricsLog, train_one_epoch
+from trainer.training.loop import (
     RunError,
     eval_loader,
     make_optimizer,
@@ -248,7 +254,7 @@ def train_regression(
     with the training set's ranges, which are stored in the checkpoint (``target_ranges``) together with the
     naive baseline (``target_mean``: the training mean in normalized units).
 
-    Under torchrun (``RANK``/``WORLD_SIZE`` set, see ``trainer.distributed``) each of the N processes takes
+    Under torchrun (``RANK``/``WORLD_SIZE`` set, see ``trainer.training.distributed``) each of the N processes takes
     ``batch_size`` images per step from its share of one global sample sequence (global batch N x
     ``batch_size``), as ``train detect``/``train classify`` do. Rank 0 alone validates, logs, writes the run
     folder and calls ``note``; every rank returns the same summary. A run resumes on any number of processes

@@ -13,7 +13,7 @@ Files written (all atomically):
   detections.json         detection: COCO results format (image_id, category_id, bbox xywh, score)
   predictions.csv         classification: index,image_id,annotation_id,true,pred,score (true/pred are class names)
 
-A ``regress`` checkpoint is handed to ``trainer.regress.evaluate_regression``.
+A ``regress`` checkpoint is handed to ``trainer.training.regress.evaluate_regression``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.checkpoint import find_checkpoint, load_checkpoint
-from trainer.data import DataError, dataset_name
-from trainer.metrics import (
+from trainer.data.datasets import DataError, dataset_name
+from trainer.evaluation.metrics import (
     attribute_value,
     bin_edges,
     bin_label,
@@ -42,6 +41,7 @@ from trainer.metrics import (
     precision_recall_f1,
     worst_first,
 )
+from trainer.training.checkpoint import find_checkpoint, load_checkpoint
 
 
 def evaluate_run(
@@ -69,7 +69,7 @@ def evaluate_run(
         (AP uses all of them).
     :param resample_size: images per class in each bootstrap resample (default: the class's count).
     """
-    from trainer.detect import resolve_device
+    from trainer.training.detect import resolve_device
 
     ckpt_path = find_checkpoint(run_dir, prefer_best=True)
     ckpt = load_checkpoint(ckpt_path)
@@ -80,7 +80,7 @@ def evaluate_run(
         out_dir = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "eval", name)
     specs = [parse_attribute_spec(s) for s in by_attribute]
     if ckpt["task"] == "regress":
-        from trainer.regress import evaluate_regression
+        from trainer.training.regress import evaluate_regression
 
         return evaluate_regression(run_dir, data_path, out_dir, tuple(by_attribute), device)
     device = resolve_device(device)
@@ -134,10 +134,10 @@ def _by_name(ckpt_categories: list[dict], data_categories: list[dict], data_path
 def _evaluate_detection(
     ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold, iou_threshold, skip_bad, note
 ) -> dict[str, Any]:
-    from trainer.data import CocoDetection, describe_skips, detection_collate
-    from trainer.detect import build_detector_from_checkpoint
-    from trainer.engine import predict_detection
-    from trainer.transforms import detection_transforms
+    from trainer.data.datasets import CocoDetection, describe_skips, detection_collate
+    from trainer.data.transforms import detection_transforms
+    from trainer.training.detect import build_detector_from_checkpoint
+    from trainer.training.epoch import predict_detection
 
     ds = CocoDetection(data_path, detection_transforms([]), on_problem="skip" if skip_bad else "raise")
     note(describe_skips(dataset_name(data_path), ds.skipped))
@@ -288,10 +288,10 @@ def _slice_detection(gt, results, match, spec, iou_threshold, score_threshold) -
 def _evaluate_classification(
     ckpt, data_path, out_dir, specs, device, batch_size, workers, n_resamples, resample_size, skip_bad, seed, note
 ) -> dict[str, Any]:
-    from trainer.classify import build_classifier_from_checkpoint
-    from trainer.data import classification_dataset, describe_skips
-    from trainer.engine import predict_classification
-    from trainer.transforms import classification_transforms
+    from trainer.data.datasets import classification_dataset, describe_skips
+    from trainer.data.transforms import classification_transforms
+    from trainer.training.classify import build_classifier_from_checkpoint
+    from trainer.training.epoch import predict_classification
 
     tf = classification_transforms(int(ckpt.get("image_size", 224)), [], bool(ckpt.get("grayscale", False)))
     ds = classification_dataset(

@@ -17,7 +17,7 @@ adds is what makes a re-run safe:
 - Progress comes from a small actor that every task reports its frame-record count to, so it covers every node.
 - At the end the shard folders are merged with ``shared.merge`` (ids renumbered, categories and config hash
   checked). With an fsspec URL as ``out``, each shard renders to a local folder, is published to
-  ``OUT/shards/..`` with a completion marker (:mod:`trainer.storage`), and the merge reads them back.
+  ``OUT/shards/..`` with a completion marker (:mod:`trainer.rendering.storage`), and the merge reads them back.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trainer import storage
+from trainer.rendering import storage
 
 __all__ = [
     "ShardFailed",
@@ -135,7 +135,7 @@ def blender_command(
     direct child and dies with it. ``blender=None``: the bpy module of this Python when it has one, else the
     binary the launcher finds (env ``BLENDER``, PATH).
     """
-    from trainer import render_launcher as launcher
+    from trainer.rendering import launcher
 
     if blender is None and not launcher.have_bpy_module():
         blender = launcher.find_blender(None)
@@ -242,7 +242,7 @@ def run_shard(
 
 def _engine_error(log_path: str) -> str | None:
     """The engine's last ``BLENDSET_ERROR`` message in the log, which names the bad field or file."""
-    from trainer.render_launcher import parse_line
+    from trainer.rendering.launcher import parse_line
 
     message = None
     for line in _tail(log_path).splitlines():

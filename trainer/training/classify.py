@@ -1,6 +1,6 @@
 """Train a torchvision classifier on box crops of COCO sources or on ImageFolder trees: ``train_classifier``.
 
-Same run folder, mixing, balancing, resume and init-from as ``trainer.detect.train_detector``.
+Same run folder, mixing, balancing, resume and init-from as ``trainer.training.detect.train_detector``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Any
 
 import torch
 
-from trainer.data import check_same_categories, classification_dataset, dataset_name, describe_skips
-from trainer.detect import resolve_device
-from trainer.distributed import init_distributed, shutdown
-from trainer.engine import classification_loss, predict_classification
-from trainer.models import get_classification_model
-from trainer.training import (
+from trainer.data.datasets import check_same_categories, classification_dataset, dataset_name, describe_skips
+from trainer.data.transforms import classification_transforms, parse_policy
+from trainer.models.build import get_classification_model
+from trainer.training.detect import resolve_device
+from trainer.training.distributed import init_distributed, shutdown
+from trainer.training.epoch import classification_loss, predict_classification
+from trainer.training.loop import (
     LoopState,
     eval_loader,
     init_from_checkpoint,
@@ -30,7 +31,6 @@ from trainer.training import (
     train_loader,
     write_json,
 )
-from trainer.transforms import classification_transforms, parse_policy
 
 
 def train_classifier(
@@ -97,7 +97,7 @@ def train_classifier(
         val_tf = classification_transforms(image_size, [], grayscale)
         val_ds = classification_dataset(val, val_tf, on_problem=on_problem, padding=padding)
         note(describe_skips(dataset_name(val), val_ds.skipped))
-        from trainer.data import align_categories
+        from trainer.data.datasets import align_categories
 
         align_categories(categories, val_ds, sources[0][0], val)
         check_same_categories([(sources[0][0], categories), (val, val_ds.categories)])
@@ -164,7 +164,7 @@ def _validator(loader, device: str, amp: bool, channels_last: bool):
 
 
 def build_classifier_from_checkpoint(ckpt: dict) -> torch.nn.Module:
-    from trainer.checkpoint import load_model_state
+    from trainer.training.checkpoint import load_model_state
 
     model = get_classification_model(ckpt["model_name"], len(ckpt["categories"]), "none")
     load_model_state(model, ckpt["model"])

@@ -3,7 +3,7 @@
 torchrun (``torch.distributed.run``) does the work: it sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_*``,
 restarts nothing by default, and tears every process down when one fails. This module only rebuilds the command
 line without ``--nproc`` and runs ``python -m torch.distributed.run --standalone --nproc-per-node N -m trainer
-...``; the children see ``RANK`` and train with DDP (``trainer.distributed``). Multi-node runs call torchrun
+...``; the children see ``RANK`` and train with DDP (``trainer.training.distributed``). Multi-node runs call torchrun
 directly (docs/scale-out.md).
 """
 

@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from trainer.data import CocoCrops, DataError
+from trainer.data.datasets import CocoCrops, DataError
 
 
 def _check_out(out: str, overwrite: bool) -> None:
@@ -26,7 +26,7 @@ def export_yolo_dataset(
     """A YOLO folder (images/, labels/, data.yaml) from a checked COCO dataset; returns ``shared.yolo``'s summary
     plus ``skipped_on_load`` (what the COCO check removed, as text)."""
     from shared.yolo import export_yolo
-    from trainer.data import load_coco_source
+    from trainer.data.datasets import load_coco_source
 
     source = load_coco_source(data, on_problem="skip" if skip_bad else "raise")
     _check_out(out, overwrite)

@@ -34,7 +34,7 @@ CLASSIFICATION_MODELS = (
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "efficientnet_b0",
-    "small_cnn",  # no BatchNorm/Dropout: DDP follows the 1-process trajectory (trainer/small_cnn.py)
+    "small_cnn",  # no BatchNorm/Dropout: DDP follows the 1-process trajectory (trainer/models/small_cnn.py)
 )
 
 
@@ -174,7 +174,7 @@ def get_classification_model(
     if name == "small_cnn":
         if weights in ("imagenet", "coco"):
             raise WeightsError("small_cnn has no pretrained weights; use --weights none or a file")
-        from trainer.small_cnn import SmallCNN
+        from trainer.models.small_cnn import SmallCNN
 
         model = SmallCNN(num_classes)
         if weights not in ("none", None):

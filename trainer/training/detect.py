@@ -1,7 +1,7 @@
 """Train a torchvision detector on one or more COCO sources: ``train_detector``.
 
 Reads top to bottom like torchvision's ``references/detection/train.py``: sources and mixing, model, optimizer,
-resume or init-from, then the epoch loop (``trainer.training.run_epochs``). The CLI command only parses.
+resume or init-from, then the epoch loop (``trainer.training.loop.run_epochs``). The CLI command only parses.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from trainer.data import CocoDetection, dataset_name, describe_skips, detection_collate
-from trainer.distributed import init_distributed, shutdown
-from trainer.engine import detection_loss, predict_detection
-from trainer.models import get_detection_model, is_mask_model
-from trainer.training import (
+from trainer.data.datasets import CocoDetection, dataset_name, describe_skips, detection_collate
+from trainer.data.transforms import detection_transforms, parse_policy
+from trainer.models.build import get_detection_model, is_mask_model
+from trainer.training.distributed import init_distributed, shutdown
+from trainer.training.epoch import detection_loss, predict_detection
+from trainer.training.loop import (
     LoopState,
     eval_loader,
     init_from_checkpoint,
@@ -30,7 +31,6 @@ from trainer.training import (
     train_loader,
     write_json,
 )
-from trainer.transforms import detection_transforms, parse_policy
 
 
 def resolve_device(name: str) -> str:
@@ -105,7 +105,7 @@ def train_detector(
     if val is not None:
         val_ds = CocoDetection(val, detection_transforms([]), on_problem=on_problem)
         note(describe_skips(dataset_name(val), val_ds.skipped))
-        from trainer.data import check_same_categories
+        from trainer.data.datasets import check_same_categories
 
         check_same_categories([(sources[0][0], categories), (val, val_ds.categories)])
         val_loader = eval_loader(val_ds, batch_size, workers, detection_collate)
@@ -163,7 +163,7 @@ def train_detector(
 
 
 def _validator(val_ds, val_loader, device: str, categories: list[dict], amp: bool):
-    from trainer.metrics import coco_evaluate
+    from trainer.evaluation.metrics import coco_evaluate
 
     def validate(model) -> dict[str, float]:
         results = predict_detection(model, val_loader, device, categories, amp=amp)
@@ -175,7 +175,7 @@ def _validator(val_ds, val_loader, device: str, categories: list[dict], amp: boo
 
 def build_detector_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     """The model a detection checkpoint was trained with, weights loaded, in eval mode."""
-    from trainer.checkpoint import load_model_state
+    from trainer.training.checkpoint import load_model_state
 
     model = get_detection_model(
         ckpt["model_name"],

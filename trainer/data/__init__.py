@@ -1,0 +1,1 @@
+"""Datasets in torchvision's (image, target) shape, the mixing sampler, transforms and dataset export."""

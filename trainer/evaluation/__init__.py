@@ -1,0 +1,1 @@
+"""Evaluation: predictions, COCO metrics, per-class statistics and the eval report."""
