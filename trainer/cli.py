@@ -12,6 +12,7 @@ import logging
 import click
 
 from trainer import __version__
+from trainer.commands.errors import domain_errors
 from trainer.commands.lazy import LazyGroup
 
 COMMANDS = {
@@ -27,10 +28,19 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+class BlendsetGroup(LazyGroup):
+    """The root group: every command runs inside :func:`trainer.commands.errors.domain_errors`."""
+
+    def invoke(self, ctx: click.Context):
+        # -v is read when an error happens: the group's own callback (which stores it) runs inside this call
+        with domain_errors(lambda: (ctx.obj or {}).get("verbose", 0)):
+            return super().invoke(ctx)
+
+
+@click.group(cls=BlendsetGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="blendset")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
-@click.option("-q", "--quiet", count=True, help="Less log output.")
+@click.option("-q", "--quiet", count=True, help="No progress bars or notes (every command), and less log output.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     """Blendset: render labelled datasets in Blender, train on them, and measure the gap to real data.
@@ -45,6 +55,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
+    ctx.obj.update(verbose=verbose, quiet=quiet > 0)
 
 
 def main() -> None:

@@ -27,7 +27,12 @@ workers_option = click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(0), help="Data-loading worker processes."
 )
 
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``blendset -q CMD`` and ``blendset CMD -q`` mean the same: no progress bars or notes."""
+    return bool(value or (ctx.find_root().obj or {}).get("quiet"))
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, callback=_quiet, help="No progress bars or notes.")
 
 
 def synthetic_option(help: str = "Synthetic dataset folder (annotations.json + images/).", file_okay: bool = True):
