@@ -98,7 +98,7 @@ def main() -> None:
     base_cpu = results[-1][2]
     for label, _wall, cpu in results[:-1]:
         print(f"ratio to pycocotools (cpu): {cpu / base_cpu:5.2f}  {label}")
-    print("target: <= 5 ms per frame for the annotation encoding (issue 2)")
+    print("target: <= 5 ms per frame for the annotation encoding")
 
 
 if __name__ == "__main__":

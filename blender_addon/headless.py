@@ -71,6 +71,12 @@ def emit(kind: str, payload) -> None:
     print(f"BLENDSET_{kind} {text}", flush=True)
 
 
+def emit_step(step) -> None:
+    """One ``BLENDSET_PROGRESS`` line per rendered frame, the engine's :class:`~shared.progress.Step` in the form
+    the launcher parses (``trainer/rendering/launcher.py``): ``{"done", "total", "frame", "seconds"}``."""
+    emit("PROGRESS", {"done": step.done, "total": step.total, **step.values})
+
+
 def run(args: argparse.Namespace) -> int:
     import bpy
 
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         hook = getattr(module, "randomize", None)
     scene = bpy.context.scene
     with engine.DatasetRenderer(
-        scene, config, args.out, shard=shard, count=count, frame_hook=hook, progress=lambda p: emit("PROGRESS", p)
+        scene, config, args.out, shard=shard, count=count, frame_hook=hook, progress=emit_step
     ) as job:
         for note in job.notes:
             emit("NOTE", note)

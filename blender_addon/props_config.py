@@ -1,5 +1,8 @@
 """The panel's settings, generated from the config schema, and the only bridge between them and a DatasetConfig.
 
+One module on purpose (over 450 lines): generating, reading and writing the properties each dispatch on the
+same field kinds (:func:`field_kind`), and a kind changed in one of the three must change in the other two.
+
 Every PropertyGroup here is built at ``register()`` time by walking the dataclasses of ``shared/config.py``, so
 the panel cannot have a setting the engine lacks or miss one it has. Each field maps to one kind of property
 (:func:`field_kind`); ``ui.py`` draws by the same kinds, and tooltips and units come from

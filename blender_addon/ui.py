@@ -13,7 +13,8 @@ from typing import Any
 
 import bpy
 
-from . import operators, properties, props_config
+from . import properties, props_config
+from .operators import checks
 from .shared import config as cfg
 
 CATEGORY = "Blendset"
@@ -243,7 +244,7 @@ class VIEW3D_PT_blendset_run(_Tab, bpy.types.Panel):
         layout = self.layout
         s = _settings(context)
         progress = context.window_manager.blendset_progress
-        problems = [] if progress.running else operators.find_problems(context.scene)
+        problems = [] if progress.running else checks.find_problems(context.scene)
         if problems:
             box = layout.box()
             for p in problems:

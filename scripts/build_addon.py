@@ -3,7 +3,8 @@
 The zip holds one top-level folder ``blendset/`` with ``blender_manifest.toml`` (the Blender 4.2+ extension
 route), the add-on's modules, and a real copy of ``shared/`` (the repository links ``blender_addon/shared`` to
 ``../shared``; a link would not survive installation). The legacy add-on route reads ``bl_info`` from the same
-``__init__.py``. Tests, caches and compiled files are left out.
+``__init__.py``. Tests, caches and compiled files are left out; every module of ``shared/`` (``errors``,
+``atomic``, ``progress`` included) must be in the zip, or the build fails naming the missing ones.
 
 Usage: ``python scripts/build_addon.py --out dist`` (``make addon``). Prints the zip's path.
 """
@@ -15,8 +16,13 @@ import os
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from shared.atomic import atomic_path  # noqa: E402  (the repository root is on sys.path only from here on)
+
 ADDON = os.path.join(ROOT, "blender_addon")
 PACKAGE = "blendset"
 SKIP_DIRS = {"__pycache__", "tests", ".pytest_cache", ".ruff_cache"}
@@ -43,12 +49,21 @@ def build(out_dir: str) -> str:
         raise SystemExit(f"blender_manifest.toml: id must be {PACKAGE!r}, got {manifest.get('id')!r}")
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, f"{PACKAGE}-{manifest['version']}.zip")
-    tmp = target + ".tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path, rel in _files(ADDON):
+    files = _files(ADDON)
+    _check_shared(rel for _, rel in files)
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, rel in files:
             zf.write(path, f"{PACKAGE}/{rel}")
-    os.replace(tmp, target)
     return target
+
+
+def _check_shared(shipped: Iterable[str]) -> None:
+    """Blender imports ``shared`` from the zip alone: a module left out would fail only at import time there."""
+    have = set(shipped)
+    wanted = sorted(n for n in os.listdir(os.path.join(ROOT, "shared")) if n.endswith(".py"))
+    missing = [n for n in wanted if f"shared/{n}" not in have]
+    if missing:
+        raise SystemExit(f"the zip would lack shared/{', shared/'.join(missing)}: is blender_addon/shared a link?")
 
 
 def main(argv: list[str] | None = None) -> int:

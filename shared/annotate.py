@@ -8,7 +8,7 @@ Pure numpy, values in, values out: the engine renders, this module measures. Con
 - Occlusion and truncation are measured against the object's rendered silhouette (``InstanceInfo``), never
   guessed from the box: ``occlusion = 1 - visible / silhouette_inframe`` (clipped to 0..1) and
   ``truncation = 1 - silhouette_inframe / silhouette_total``.
-- ``background_similarity`` follows seed 002 (section 4.6.2), computed on sRGB values scaled to 0..1 (the
+- ``background_similarity`` follows the gap thesis (section 4.6.2), computed on sRGB values scaled to 0..1 (the
   stored image, as a detector sees it).
 """
 
@@ -43,7 +43,7 @@ class InstanceInfo:
     distance: float
 
 
-# The 8 neighbours of the 3x3 square used by seed 002's dilation.
+# The 8 neighbours of the 3x3 square used by the gap thesis's dilation.
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 _DY = np.array([d[0] for d in _NEIGHBOURS])
 _DX = np.array([d[1] for d in _NEIGHBOURS])
@@ -62,7 +62,7 @@ def _flat_rgb(img: np.ndarray) -> np.ndarray:
 
 
 def background_similarity(rgb: np.ndarray, mask: np.ndarray) -> float | None:
-    """Seed 002's background similarity of one object: cosine between its boundary and the background next to it.
+    """The gap thesis's background similarity of one object: cosine between its boundary and the background next to it.
 
     Every pair (object pixel p, 8-neighbour q outside the object, as a 3x3 dilation finds them) contributes p's
     RGB to the object vector and q's RGB to the background vector at the same position, so the two concatenated

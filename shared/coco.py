@@ -8,13 +8,16 @@ of 0s and 1s, starting with a (possibly empty) run of 0s. Each count from the th
 difference to the count two places before, then written as little-endian groups of 5 bits, one ASCII character
 (``48 + group``) per group, bit 0x20 meaning "another group follows" and bit 0x10 of the last group being the
 sign.
+
+The module is long (about 560 lines) because it is the whole COCO format in one place: the RLE encoder and
+decoder must agree with each other and with pycocotools byte for byte, and the checking loader reads exactly
+what the writer writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .atomic import atomic_write
+from .errors import BlendsetError
 from .layout import safe_join
 
 __all__ = [
@@ -40,7 +45,7 @@ __all__ = [
 ]
 
 
-class CocoError(ValueError):
+class CocoError(BlendsetError, ValueError):
     """A COCO file is unusable; the message lists the problems found (at most 10, with counts per kind)."""
 
     def __init__(self, message: str, problems: list[Problem] | None = None):
@@ -333,35 +338,14 @@ def build_coco(frame_records: list[dict[str, Any]], categories: list[dict[str, A
     }
 
 
-def _read_umask() -> int:
-    """The process umask (read once at import: reading it means setting it briefly)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
 def write_json_atomic(path: str, obj: Any, indent: int | None = None) -> None:
-    """Write JSON so readers see either the old file or the complete new one: temp file in the same folder,
-    fsync, then ``os.replace``. Non-finite floats are refused (they are not JSON)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the usual permissions
-            os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, allow_nan=False, separators=(",", ":") if indent is None else None)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """JSON as the engine has always written its records and ``annotations.json``: compact (no spaces, no final
+    newline) when ``indent`` is None, no final newline either way, non-finite floats refused. Written through
+    :mod:`shared.atomic` (fsync, then rename), so readers see the old file or the complete new one. The bytes
+    matter: a merged dataset must equal a one-process run byte for byte."""
+    separators = (",", ":") if indent is None else None
+    with atomic_write(path, fsync=True) as f:
+        json.dump(obj, f, indent=indent, allow_nan=False, separators=separators)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ keys, and raises :class:`ConfigError` naming the field path (``camera.distance.m
 JSON form back; ``from_dict(to_dict(c)) == c`` holds for every valid config.
 
 Every randomizer section is optional: ``null`` (or absent) means "leave the scene as it is".
+
+This module is long because it is the one schema: every field's type, default, range check and doc line live
+together here (the add-on's panels, ``config_docs`` and the README reference are walked from it), so splitting
+it would put one field's parts in two places.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
+
+from .atomic import write_text
+from .errors import BlendsetError
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +59,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(BlendsetError, ValueError):
     """A config value is wrong. ``path`` names the field, e.g. ``camera.distance.min``."""
 
     def __init__(self, path: str, message: str):
@@ -210,7 +217,7 @@ class MaterialRandomizer:
 class BackgroundRandomizer:
     """``color``: a flat world colour (HSV value in ``value``); ``hdri``: an equirectangular world from
     ``hdri_dir`` (default: the 8 CC0 HDRIs that Blender ships); ``images``: a random photo from ``image_dir``
-    behind the scene, randomly scaled and cropped (seed 003's ``angle_bg``)."""
+    behind the scene, randomly scaled and cropped (the variability study's ``angle_bg``)."""
 
     mode: Literal["color", "hdri", "images"] = "color"
     hue: Range = Range(0.0, 1.0)
@@ -636,11 +643,8 @@ def load_config(path: str) -> DatasetConfig:
 
 
 def save_config(config: DatasetConfig, path: str) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a config."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(config.to_json() + "\n")
-    os.replace(tmp, path)
+    """Write atomically (:mod:`shared.atomic`) so a crash never leaves half a config."""
+    write_text(path, config.to_json() + "\n")
 
 
 def config_hash(config: DatasetConfig) -> str:
@@ -658,7 +662,7 @@ def resolve_component(config: DatasetConfig, component: MixtureComponent | None)
     return dataclasses.replace(config, mixture=(), **changes)
 
 
-# Seed 003's variability scenarios plus two practical ones. Each maps to whole randomizer sections.
+# The variability study's scenarios plus two practical ones. Each maps to whole randomizer sections.
 _GREY = BackgroundRandomizer(mode="color", hue=Range.const(0.0), saturation=Range.const(0.0), value=Range.const(0.5))
 _FIXED_ANGLE_CAMERA = CameraRandomizer(
     mode="orbit",

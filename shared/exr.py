@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import BlendsetError
+
 __all__ = ["ExrError", "read_exr", "exr_header"]
 
 _MAGIC = 20000630
@@ -41,7 +43,7 @@ _LINES_PER_BLOCK = {"NONE": 1, "RLE": 1, "ZIPS": 1, "ZIP": 16}
 _PIXEL = {0: ("UINT", np.dtype("<u4")), 1: ("HALF", np.dtype("<f2")), 2: ("FLOAT", np.dtype("<f4"))}
 
 
-class ExrError(ValueError):
+class ExrError(BlendsetError, ValueError):
     """The file is not an EXR this reader handles; the message says why (e.g. the compression it uses)."""
 
 

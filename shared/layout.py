@@ -26,7 +26,7 @@ COCO extensions (all JSON-plain):
 - ``annotations[*]["attributes"]``: ``visible_pixels``, ``unoccluded_pixels`` (silhouette inside the image),
   ``occlusion`` (1 - visible/unoccluded), ``truncation`` (share of the full silhouette outside the image),
   ``depth_median`` (m, over visible pixels), ``distance`` (m, camera to object origin),
-  ``background_similarity`` (seed 002's boundary-pixel cosine), ``instance_id``, ``object`` (Blender name).
+  ``background_similarity`` (the gap thesis's boundary-pixel cosine), ``instance_id``, ``object`` (Blender name).
 - ``annotations[*]["polygons"]`` (only with ``output.polygons``): COCO polygons traced along pixel edges, holes
   filled; ``segmentation`` stays the RLE, which is exact.
 - ``info["blendset"]``: ``config_hash``, ``schema_version``, ``count``.

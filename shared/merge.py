@@ -13,15 +13,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from typing import Any
 
 from . import layout
+from .atomic import atomic_path
 from .coco import build_coco, write_json_atomic
 from .config import ConfigError, DatasetConfig, config_hash
+from .errors import BlendsetError
+from .progress import ProgressFn, Step
+from .yolo import export_yolo
 
 __all__ = [
     "MergeError",
+    "ShardError",
     "frames_of_shard",
     "parse_shard",
     "read_frame_records",
@@ -31,19 +35,23 @@ __all__ = [
 ]
 
 
-class MergeError(ValueError):
+class MergeError(BlendsetError, ValueError):
     """Shard folders cannot be merged; the message says which folder and why."""
 
 
+class ShardError(BlendsetError, ValueError):
+    """A shard is asked for that does not exist: a malformed ``i/n``, ``n < 1`` or ``i`` outside ``0..n-1``."""
+
+
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with 0 <= i < n; ValueError with the reason otherwise."""
+    """``"i/n"`` -> ``(i, n)`` with 0 <= i < n; :class:`ShardError` with the reason otherwise."""
     try:
         i_s, n_s = text.split("/")
         i, n = int(i_s), int(n_s)
     except ValueError:
-        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+        raise ShardError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+        raise ShardError(f"shard {text!r}: need 0 <= i < n")
     return i, n
 
 
@@ -149,14 +157,16 @@ def _same_files(a_dir: str, b_dir: str, rel: list[str]) -> bool:
 def merge_datasets(
     shard_dirs: list[str],
     out_dir: str,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: ProgressFn | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
     """Merge shard folders into ``out_dir`` and return the COCO dict written to ``out_dir/annotations.json``.
 
     Refuses (:class:`MergeError`) when config hashes differ, categories differ, one frame appears in two shards
     with different content (identical copies are taken once), or frames of ``0..count-1`` are missing (named
-    as ranges) unless ``allow_missing``.
+    as ranges) unless ``allow_missing``. Writes the YOLO export too when the config asks for it
+    (``output.yolo``), as a single run's finalize does. ``progress`` gets a ``merge`` step per frame copied
+    (its ``frame`` in ``values``).
     """
     if not shard_dirs:
         raise MergeError("no shard folders given")
@@ -209,13 +219,14 @@ def merge_datasets(
         if os.path.realpath(d) != out_abs:
             for rel in _frame_files(d, rec):
                 dst = layout.safe_join(out_dir, rel)
-                tmp = os.path.join(os.path.dirname(dst), f".tmp-merge-{os.path.basename(dst)}")
-                shutil.copyfile(os.path.join(d, rel), tmp)
-                os.replace(tmp, dst)
+                with atomic_path(dst) as tmp:
+                    shutil.copyfile(os.path.join(d, rel), tmp)
         if progress is not None:
-            progress({"done": k + 1, "total": len(chosen), "frame": frame})
+            progress(Step("merge", k + 1, len(chosen), {"frame": frame}))
     write_json_atomic(os.path.join(out_dir, "config.json"), first.to_dict() | {"count": count}, indent=2)
     records = [chosen[f][1] for f in sorted(chosen)]
     coco = coco_from_records(records, first, categories or [])
     write_json_atomic(os.path.join(out_dir, "annotations.json"), coco)
+    if first.output.yolo:
+        export_yolo(coco, os.path.join(out_dir, "images"), os.path.join(out_dir, "yolo"))
     return coco

@@ -4,15 +4,22 @@ Images are H x W x C (C = 3 or 4; alpha is left alone) either float (0..1) or ui
 same shape and dtype it was given. Effects change pixels only, never geometry, so masks, boxes and depth stay
 valid; that is why the trainer can reuse ``rain`` and ``snow`` as augmentations. Random effects take a
 ``numpy.random.Generator``.
+
+:func:`frame_effects` is the engine's per-frame chain (weather, then the config's ``post`` section) on a rendered
+image; the engine only reads the image from Blender and writes it back (``blender_addon/engine/post.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
+from typing import Any
 
 import numpy as np
 
-__all__ = ["gaussian_blur", "add_noise", "rain", "snow", "fog"]
+from .sampling import sample_range
+
+__all__ = ["gaussian_blur", "add_noise", "rain", "snow", "fog", "frame_effects"]
 
 
 def _to_float(img: np.ndarray) -> tuple[np.ndarray, np.dtype]:
@@ -176,3 +183,43 @@ def fog(img: np.ndarray, intensity: float, depth: np.ndarray | None = None, colo
             t = t.astype(np.float32)
     _blend(f, t, colour)
     return _back(f, dtype)
+
+
+def frame_effects(
+    rng: np.random.Generator,
+    rgb: np.ndarray,
+    params: MutableMapping[str, Any],
+    post: Any = None,
+    depth: np.ndarray | None = None,
+) -> tuple[np.ndarray, bool]:
+    """One rendered frame's image effects, in the engine's order: the weather the weather randomizer drew
+    (``params["weather.fog"]``, ``["weather.rain"]``, ``["weather.snow"]``: intensities, 0 or absent = none),
+    then the config's ``post`` section (a ``PostRandomizer``, or None): blur and noise, each on its share of
+    frames. The post draws are recorded into ``params`` as ``post.blur_sigma_px`` and ``post.noise_std`` (0 when
+    the frame got none). ``depth`` (metres) shapes the fog. Returns the image and whether anything changed it.
+
+    ``rng`` is the frame's post generator; it is split the same way whatever is enabled, so turning one effect
+    on leaves the draws of the others as they were."""
+    changed = False
+    _fog_rng, rain_rng, snow_rng, noise_rng, draw_rng = rng.spawn(5)
+    if params.get("weather.fog"):
+        rgb = fog(rgb, params["weather.fog"], depth)
+        changed = True
+    if params.get("weather.rain"):
+        rgb = rain(rain_rng, rgb, params["weather.rain"])
+        changed = True
+    if params.get("weather.snow"):
+        rgb = snow(snow_rng, rgb, params["weather.snow"])
+        changed = True
+    if post is not None:
+        blur_coin, noise_coin = draw_rng.random(), draw_rng.random()
+        sigma, std = sample_range(draw_rng, post.blur_sigma_px), sample_range(draw_rng, post.noise_std)
+        params["post.blur_sigma_px"] = sigma if blur_coin < post.blur_share else 0.0
+        params["post.noise_std"] = std if noise_coin < post.noise_share else 0.0
+        if params["post.blur_sigma_px"] > 0:
+            rgb = gaussian_blur(rgb, sigma)
+            changed = True
+        if params["post.noise_std"] > 0:
+            rgb = add_noise(noise_rng, rgb, std)
+            changed = True
+    return rgb, changed

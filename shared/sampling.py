@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import CameraRandomizer, IntRange, LightRandomizer, MixtureComponent, Range
+from .errors import BlendsetError
 
 __all__ = [
     "PlacementError",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class PlacementError(RuntimeError):
+class PlacementError(BlendsetError, RuntimeError):
     """Objects could not be placed without overlapping; the message says how many and after how many tries."""
 
     def __init__(self, failed: int, total: int, max_tries: int):

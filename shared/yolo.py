@@ -21,6 +21,7 @@ import shutil
 from collections import Counter
 from typing import Any
 
+from .atomic import atomic_path, write_text
 from .coco import write_json_atomic
 from .layout import safe_join
 
@@ -30,13 +31,6 @@ __all__ = ["export_yolo", "category_index"]
 def category_index(coco: dict[str, Any]) -> dict[int, int]:
     """Category id -> YOLO class index (position among the sorted category ids)."""
     return {cid: i for i, cid in enumerate(sorted(int(c["id"]) for c in coco["categories"]))}
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _place_image(src: str, dst: str, link: bool) -> None:
@@ -49,9 +43,8 @@ def _place_image(src: str, dst: str, link: bool) -> None:
             return
         except OSError:  # no symlinks here (some Windows setups, some mounts): copy instead
             pass
-    tmp = f"{dst}.tmp{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _link_path(out_dir: str, name: str) -> str:
@@ -140,7 +133,7 @@ def export_yolo(
                 n_boxes += 1
         label_path = safe_join(out_dir, "labels", stem + ".txt")
         os.makedirs(os.path.dirname(label_path), exist_ok=True)
-        _write_text_atomic(label_path, "".join(line + "\n" for line in lines))
+        write_text(label_path, "".join(line + "\n" for line in lines))
         src = safe_join(images_dir, name)
         if os.path.exists(src):
             _place_image(src, _link_path(out_dir, name), link_images)
@@ -156,8 +149,8 @@ def export_yolo(
         "names:",
         *[f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)],
     ]
-    _write_text_atomic(os.path.join(out_dir, "data.yaml"), "\n".join(yaml_lines) + "\n")
-    _write_text_atomic(os.path.join(out_dir, "classes.txt"), "".join(n + "\n" for n in names))
+    write_text(os.path.join(out_dir, "data.yaml"), "\n".join(yaml_lines) + "\n")
+    write_text(os.path.join(out_dir, "classes.txt"), "".join(n + "\n" for n in names))
     summary = {
         "images": len(per_image),
         "labels": len(per_image),

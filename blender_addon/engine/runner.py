@@ -31,18 +31,17 @@ from ..shared.annotate import InstanceInfo, annotate_frame
 from ..shared.coco import write_json_atomic
 from ..shared.config import ConfigError, DatasetConfig, config_hash, resolve_component
 from ..shared.merge import coco_from_records, frames_of_shard, read_frame_records
+from ..shared.progress import ProgressFn, Step
 from ..shared.sampling import choose_component, frame_rng
-from . import randomize
+from . import post, randomize
 from .errors import EngineError
 from .geometry import MeshCache, camera_matrices, silhouette_counts
 from .passes import read_passes, set_exr_output, set_image_output, setup_render
 from .png import strip_png_metadata
 from .scene_state import SceneState
 from .targets import Target, realize_instances, resolve_targets
-from .writer import frame_paths, prepare_output, write_frame
+from .writer import frame_paths, make_scratch_dir, prepare_output, write_config, write_frame
 
-Progress = Callable[[dict[str, Any]], None]
-TEMP_PREFIX = ".tmp-render-"  # per-process scratch folder; the storage publisher skips .tmp-* names
 FrameHook = Callable[..., dict[str, float]]
 
 
@@ -50,9 +49,10 @@ class DatasetRenderer:
     """Renders ``count`` frames (default ``config.count``) of ``config`` into ``out_dir``; this process renders
     shard ``shard[0]`` of ``shard[1]`` (a contiguous block of frame numbers, see ``shared.merge``).
 
-    ``progress`` gets one dict per finished frame: ``{"done", "total", "frame", "seconds"}``. ``frame_hook`` is
-    a scene script's ``randomize(scene, rng, frame, classes)``, called after the built-in randomizers; what it
-    returns is recorded as ``scene.<name>`` params.
+    ``progress`` gets one :class:`~shared.progress.Step` per finished frame: stage ``"render"``, ``done`` frames
+    rendered by this renderer so far, ``total`` frames in the shard, ``values`` ``{"frame", "seconds"}``.
+    ``frame_hook`` is a scene script's ``randomize(scene, rng, frame, classes)``, called after the built-in
+    randomizers; what it returns is recorded as ``scene.<name>`` params.
     """
 
     def __init__(
@@ -62,7 +62,7 @@ class DatasetRenderer:
         out_dir: str,
         shard: tuple[int, int] = (0, 1),
         count: int | None = None,
-        progress: Progress | None = None,
+        progress: ProgressFn | None = None,
         frame_hook: FrameHook | None = None,
     ):
         self.scene = scene
@@ -102,10 +102,8 @@ class DatasetRenderer:
         try:
             self._setup_scene()  # scene problems first: a folder is created only for a run that can start
             prepare_output(self.out_dir, self.config.output.normals)
-            self._write_config()
-            _remove_stale_temp_dirs(self.out_dir)
-            self._tmp = os.path.join(self.out_dir, f"{TEMP_PREFIX}{os.getpid()}")
-            os.makedirs(self._tmp, exist_ok=True)
+            write_config(self.out_dir, self.config, self.count)
+            self._tmp = make_scratch_dir(self.out_dir)
         except BaseException:
             self.close()
             raise
@@ -118,25 +116,6 @@ class DatasetRenderer:
             raise EngineError(f"must be >= 0, got {self.count}", "count")
         if self.scene is None:
             raise EngineError("no scene to render")
-
-    def _write_config(self) -> None:
-        """config.json records what this folder holds; a folder made with another config is refused."""
-        path = os.path.join(self.out_dir, "config.json")
-        mine = config_hash(self.config)
-        if os.path.exists(path):
-            try:
-                existing = DatasetConfig.from_dict(_read_json(path))
-            except (ConfigError, ValueError) as e:
-                raise EngineError(
-                    f"{path} exists but is not a Blendset config ({e}); use another --out", "out"
-                ) from None
-            if config_hash(existing) != mine:
-                raise EngineError(
-                    f"{self.out_dir} holds a dataset made with another config (hash {config_hash(existing)}, "
-                    f"this one {mine}): use another output folder",
-                    "out",
-                )
-        write_json_atomic(path, dataclasses.replace(self.config, count=max(self.count, 0)).to_dict(), indent=2)
 
     def _setup_scene(self) -> None:
         scene, state = self.scene, self._base
@@ -210,7 +189,7 @@ class DatasetRenderer:
         if self.progress is not None:
             total = len(frames_of_shard(self.count, *self.shard))
             seconds = time.perf_counter() - t0
-            self.progress({"done": self._done, "total": total, "frame": frame, "seconds": seconds})
+            self.progress(Step("render", self._done, total, {"frame": frame, "seconds": seconds}))
         return record
 
     @contextmanager
@@ -295,7 +274,7 @@ class DatasetRenderer:
             if ext == ".png":
                 strip_png_metadata(rgb_file)
         with self._timed("post"):
-            rgb = randomize.post_process(rgb_file, config, rng, params, passes["depth"])
+            rgb = post.post_process(rgb_file, config, rng, params, passes["depth"])
         with self._timed("annotate"):
             record, arrays, paths = self._annotate(
                 frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr
@@ -405,29 +384,6 @@ class DatasetRenderer:
 
             export_yolo(coco, os.path.join(self.out_dir, "images"), os.path.join(self.out_dir, "yolo"))
         return coco
-
-
-def _remove_stale_temp_dirs(out_dir: str) -> None:
-    """Scratch folders of killed runs (their process is gone) are removed; live ones (other shards) stay."""
-    for name in os.listdir(out_dir):
-        if not name.startswith(TEMP_PREFIX):
-            continue
-        try:
-            pid = int(name[len(TEMP_PREFIX) :])
-            os.kill(pid, 0)
-            continue  # still running
-        except (ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
-            continue
-        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
-
-
-def _read_json(path: str) -> Any:
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def preview_frame(scene: Any, config: DatasetConfig, frame_seed: int, out_dir: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ Fonts are looked up in this order: ``build(font_dir=...)``, the ``BLENDSET_FONT_
 matplotlib's ``mpl-data/fonts/ttf`` when matplotlib imports (the ``bpy`` module in .venv), and finally the
 repository's ``.venv`` (for the Blender binary, whose Python has no matplotlib).
 
-Runs in Blender 4.2+ (the ``bpy`` module 4.5 and the 5.2 binary); only the standard library, numpy and bpy.
+Runs in Blender 4.2+ (the ``bpy`` module 4.5 and the 5.2 binary); only the standard library, numpy, bpy and
+the repository's ``shared/errors.py`` (for :class:`SceneBuildError`'s root).
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ from __future__ import annotations
 import glob
 import math
 import os
+import sys
 from typing import Any
 
 import bpy
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from shared.errors import BlendsetError
+except ImportError:  # run by an installed add-on's headless runner: the repository is not on sys.path
+    sys.path.append(REPO)
+    from shared.errors import BlendsetError
 
 # The 22 matplotlib fonts with usable digit glyphs (see shared/ENVIRONMENT.md).
 DIGIT_FONTS = (
@@ -74,8 +83,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class SceneBuildError(RuntimeError):
-    """The digits scene cannot be built (fonts missing, bad option)."""
+class SceneBuildError(BlendsetError, RuntimeError):
+    """The digits scene cannot be built (fonts missing, bad option). A ``BlendsetError`` (the root of every domain
+    error) and, as before, a ``RuntimeError``."""
 
 
 def resolve_font_dir(font_dir: str | None = None) -> str:
@@ -91,10 +101,9 @@ def resolve_font_dir(font_dir: str | None = None) -> str:
         candidates.append(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf"))
     except ImportError:
         pass
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     candidates += sorted(
         glob.glob(
-            os.path.join(repo, ".venv", "lib", "python3*", "site-packages", "matplotlib", "mpl-data", "fonts", "ttf")
+            os.path.join(REPO, ".venv", "lib", "python3*", "site-packages", "matplotlib", "mpl-data", "fonts", "ttf")
         )
     )
     for folder in candidates:

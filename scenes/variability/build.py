@@ -1,7 +1,8 @@
-"""The variability scene (seed 003): one "head" whose shape parameters are the regression targets.
+"""The variability scene (after the variability study): one "head" whose shape parameters are the regression targets.
 
-Seed 003 renders a parametric head and regresses its shape parameters, drawn uniformly in [-1, 1], while the
-training scenarios differ only in nuisance variability (angle, background, light, lens, position). Here the head
+The variability study (``docs/references.md``) renders a parametric head and regresses its shape parameters, drawn
+uniformly in [-1, 1], while the training scenarios differ only in nuisance variability (angle, background, light,
+lens, position). Here the head
 is Blender's monkey mesh and its shape is two parameters, both drawn uniformly in [-1, 1] per frame and recorded
 by the engine as ``scene.shape_width`` and ``scene.shape_height``:
 

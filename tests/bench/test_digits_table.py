@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from trainer.bench.digits import Cell, TrainingSet, check_target, plot_error_vs_budget, write_table
+from trainer.bench.digits_results import Cell, check_target, plot_error_vs_budget, write_table
+from trainer.bench.digits_steps import TrainingSet
 from trainer.bench.stats import Estimate
 
 

@@ -80,7 +80,7 @@ def main() -> None:
     check_enable_cycle(module)
     addon = sys.modules[module]
     fingerprint = importlib.import_module(f"{module}.engine.scene_state").scene_fingerprint
-    operators = importlib.import_module(f"{module}.operators")
+    operators = importlib.import_module(f"{module}.operators.checks")
     scene = bpy.context.scene
     s = scene.blendset
     pg = s.config

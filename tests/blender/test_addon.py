@@ -42,6 +42,11 @@ def test_zip_holds_manifest_addon_and_a_real_copy_of_shared(addon_zip: str) -> N
         "blendset/props_config.py",
         "blendset/engine/runner.py",
         "blendset/headless.py",
+        "blendset/operators/__init__.py",
+        "blendset/engine/randomize/__init__.py",
+        "blendset/shared/errors.py",
+        "blendset/shared/atomic.py",
+        "blendset/shared/progress.py",
     ):
         assert required in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]

@@ -116,7 +116,7 @@ def test_merge_command(basic_dataset, tmp_path):
     assert result.exit_code == 0, result.output
     assert _bytes(os.path.join(out, "annotations.json")) == _bytes(os.path.join(basic_dataset, "annotations.json"))
     result = CliRunner().invoke(cli, ["merge", a, "--out", str(tmp_path / "m2"), "-q"])
-    assert result.exit_code == 1 and "frames 3-5" in result.output
+    assert result.exit_code == 2 and "frames 3-5" in result.output  # a BlendsetError (MergeError): status 2
 
 
 def test_render_command_bad_config_and_ray_wiring(tmp_path, monkeypatch):

@@ -62,7 +62,7 @@ def test_mismatched_classes_are_refused_by_every_command(tmp_path, rng):
         ["score"],
     ):
         res = invoke(args[0], "-s", syn, "-r", real, *args[1:])
-        assert res.exit_code == 1, (args, res.output)
+        assert res.exit_code == 2, (args, res.output)  # a GapError: one line, exit status 2
         assert "mismatched classes" in res.output and "'bear'" in res.output, res.output
 
 
@@ -74,7 +74,7 @@ def test_empty_real_set_is_a_clear_error(tmp_path, rng):
         json.dumps({"images": [], "annotations": [], "categories": [{"id": 0, "name": "cube"}]})
     )
     res = invoke("analyze", "-s", syn, "-r", str(real), "-o", str(tmp_path / "out"))
-    assert res.exit_code == 1 and "real dataset" in res.output and "has no images" in res.output
+    assert res.exit_code == 2 and "real dataset" in res.output and "has no images" in res.output
 
 
 def test_align_with_fewer_real_samples_than_clusters(tmp_path, rng):
@@ -84,7 +84,7 @@ def test_align_with_fewer_real_samples_than_clusters(tmp_path, rng):
     with open(cfg, "w") as f:
         json.dump({"classes": [{"name": "cube", "id": 0}], "render": {"resolution": [96, 72]}}, f)
     res = invoke("align", "-s", syn, "-r", real, "--config", cfg, "-o", str(tmp_path / "a.json"), "--components", "5")
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "fewer real samples (3) than clusters (5)" in res.output
 
 
@@ -329,7 +329,7 @@ def test_suggest_evaluates_the_run_when_it_has_no_results(tmp_path, rng):
     out = str(tmp_path / "plan")
     res = invoke("suggest", "--model", str(run), "-r", real, "-o", out, "--device", "cpu", "-q")
     assert os.path.isfile(run / "eval" / "real" / "predictions.csv"), res.output
-    if res.exit_code == 1 and "makes no errors" in res.output:
+    if res.exit_code == 2 and "makes no errors" in res.output:
         pytest.skip("the random classifier happened to be perfect")  # 24 samples, 2 classes: practically never
     assert res.exit_code == 0, res.output
     s = json.load(open(os.path.join(out, "suggest.json")))

@@ -71,7 +71,7 @@ def test_elbow_no_knee_on_a_straight_line():
 
 @pytest.mark.parametrize("method", ["knn", "kde"])
 def test_likelihood_ranks_planted_outliers_last(method):
-    from trainer.gap.filter import likelihood_scores
+    from trainer.gap.distances import likelihood_scores
 
     rng = np.random.default_rng(3)
     real = rng.normal(0, 1, (80, 12))

@@ -138,7 +138,7 @@ def test_analyze_report_on_renders_opens_in_chromium(renders, tmp_path):
     box_rows = [r for r in gap["metadata"] if r["level"] == "box"]
     assert box_rows[0]["name"] == "box_area"  # the planted gap (camera distance) is the largest box-level gap
     assert gap["synthetic_only"]["depth_median"]["median"] > 2 * 3.5  # far cameras: depth from the exports
-    assert {r["shape"] for r in gap["shape_scores"]} == {"Cone", "Cube", "Sphere"}  # seed 002 5.4.2 ranking
+    assert {r["shape"] for r in gap["shape_scores"]} == {"Cone", "Cube", "Sphere"}  # the gap thesis's 5.4.2 ranking
     assert [r["mean_score"] for r in gap["shape_scores"]] == sorted(r["mean_score"] for r in gap["shape_scores"])
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

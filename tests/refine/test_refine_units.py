@@ -114,7 +114,7 @@ def test_model_file_errors_are_clear(tmp_path):
     result = CliRunner().invoke(
         cli, ["refine", "apply", "--model", str(corrupt), data, str(tmp_path / "o"), "-q", "--device", "cpu"]
     )
-    assert result.exit_code == 1 and "not a readable refiner checkpoint" in result.output
+    assert result.exit_code == 2 and "not a readable refiner checkpoint" in result.output
 
 
 def test_apply_copies_labels_and_refuses_to_overwrite(tmp_path):
@@ -193,7 +193,7 @@ def test_cut_and_cyclegan_train_and_apply(tmp_path, model):
 def test_digits_refined_source_plugs_into_the_benchmark(tmp_path):
     from trainer.bench import digits as bench
     from trainer.bench import digits_data as dd
-    from trainer.refine.digits import add_refined_curves, build_refined
+    from trainer.bench.digits_refined import add_refined_curves, build_refined
 
     ctx = bench.make_context(str(tmp_path / "digits"), "toy", seed=0)
     # A stand-in synthetic folder in the real form (no rendering): thick, low-contrast "font" digits.

@@ -1,5 +1,5 @@
-"""Render-parameter regression (seed 003): real engine renders with a known camera elevation, a real (tiny)
-ResNet, the naive baseline beside it, evaluation outputs, checkpoint safety and clear errors."""
+"""Render-parameter regression (the variability study): real engine renders with a known camera elevation, a
+real (tiny) ResNet, the naive baseline beside it, evaluation outputs, checkpoint safety and clear errors."""
 
 from __future__ import annotations
 
@@ -15,16 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from shared.config import DatasetConfig, OutputSettings, Range, RenderSettings, apply_preset, save_config
+from trainer.evaluation.regress import evaluate_regression, load_regressor, moving_average
 from trainer.training.checkpoint import CheckpointError
-from trainer.training.regress import (
-    RegressError,
-    TargetScaler,
-    evaluate_regression,
-    load_regressor,
-    moving_average,
-    parse_targets,
-    train_regression,
-)
+from trainer.training.regress import RegressError, TargetScaler, parse_targets, train_regression
 
 torch.set_num_threads(1)
 
@@ -110,7 +103,7 @@ def test_bad_datasets_and_checkpoints_give_clear_errors(tmp_path):
     ckpt = torch.load(os.path.join(run, "checkpoint.pth"), weights_only=True)
     assert ckpt["task"] == "regress" and ckpt["targets"] == ["camera.elevation_deg"]
     result = CliRunner().invoke(cli, args)  # the run exists: refuse, do not overwrite
-    assert result.exit_code == 1 and "--resume" in result.output
+    assert result.exit_code == 2 and "--resume" in result.output
     resumed = CliRunner().invoke(cli, [*args[:9], "2", *args[10:], "--resume"])
     assert resumed.exit_code == 0, resumed.output
     with open(os.path.join(run, "metrics.jsonl")) as f:

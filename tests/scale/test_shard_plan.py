@@ -60,12 +60,6 @@ def test_check_shards_names_the_incomplete_shard(tmp_path):
     ray_render.check_shards([dirs[0], str(tmp_path / "s1b"), dirs[2]], 10)  # complete: no error
 
 
-def test_single_shard_command_is_the_documented_one():
-    cmd = ray_render.render_shard_command("c.json", "out/shards/x", 100, 7, 2, 4, scene_script="s.py")
-    assert cmd == ["blendset", "render", "--config", "c.json", "--out", "out/shards/x", "--count", "100",
-                   "--seed", "7", "--shard", "2/4", "--scene-script", "s.py", "--in-process"]  # fmt: skip
-
-
 def test_render_with_ray_rejects_bad_arguments_before_starting(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text("{}")

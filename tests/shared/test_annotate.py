@@ -1,4 +1,4 @@
-"""annotate_frame on hand-built instance maps, and seed 002's background similarity on known images."""
+"""annotate_frame on hand-built instance maps, and the gap thesis's background similarity on known images."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.post import add_noise, fog, gaussian_blur, rain, snow
+from shared.config import PostRandomizer, Range
+from shared.post import add_noise, fog, frame_effects, gaussian_blur, rain, snow
 
 
 def _img(dtype=np.float32):
@@ -78,3 +79,46 @@ def test_fog_with_depth_hides_far_things_more():
     assert out[5, 2, 0] == pytest.approx(1 - 2**-0.1, rel=1e-5)
     assert out[5, 15, 0] > out[5, 2, 0] and out[0, 0, 0] == 1.0
     assert np.allclose(fog(img, 0.3, colour=1.0), 0.3)
+
+
+def _frame() -> np.ndarray:
+    return (np.random.default_rng(3).random((24, 32, 3)) * 200 + 20).astype(np.uint8)
+
+
+def test_frame_effects_without_weather_or_post_is_the_image_unchanged():
+    img, params = _frame(), {"weather.fog": 0.0, "weather.rain": 0.0, "weather.snow": 0.0}
+    out, changed = frame_effects(np.random.default_rng(0), img, params, None, None)
+    assert not changed and out is img
+    assert params == {"weather.fog": 0.0, "weather.rain": 0.0, "weather.snow": 0.0}  # nothing recorded
+    out, changed = frame_effects(np.random.default_rng(0), img, {}, PostRandomizer(), None)  # shares 0
+    assert not changed and out is img
+
+
+def test_frame_effects_records_the_post_draws_and_applies_them():
+    post = PostRandomizer(blur_share=1.0, blur_sigma_px=Range(1.0, 1.0), noise_share=1.0, noise_std=Range(0.02, 0.02))
+    img, params = _frame(), {}
+    out, changed = frame_effects(np.random.default_rng(0), img, params, post, None)
+    assert changed and out.shape == img.shape and out.dtype == np.uint8
+    assert params == {"post.blur_sigma_px": 1.0, "post.noise_std": 0.02}
+    # the same chain by hand: rng split five ways (fog, rain, snow, noise, draws), blur then noise
+    _, _, _, noise_rng, _ = np.random.default_rng(0).spawn(5)
+    assert np.array_equal(out, add_noise(noise_rng, gaussian_blur(img, 1.0), 0.02))
+    params = {}
+    frame_effects(np.random.default_rng(0), img, params, PostRandomizer(blur_share=0.0, noise_share=0.0), None)
+    assert params == {"post.blur_sigma_px": 0.0, "post.noise_std": 0.0}
+
+
+def test_frame_effects_weather_in_order_and_independent_draws():
+    img, depth = _frame(), np.full((24, 32), 2.0)
+    params = {"weather.fog": 0.3, "weather.rain": 0.5, "weather.snow": 0.0}
+    out, changed = frame_effects(np.random.default_rng(7), img, params, None, depth)
+    _, rain_rng, _, _, _ = np.random.default_rng(7).spawn(5)
+    assert changed and np.array_equal(out, rain(rain_rng, fog(img, 0.3, depth), 0.5))
+    # turning weather on does not move the post draws: same generator, same recorded blur and noise
+    post = PostRandomizer(blur_share=0.5, noise_share=0.5)
+    clear, wet = {}, {"weather.snow": 0.4}
+    frame_effects(np.random.default_rng(11), img, clear, post, None)
+    frame_effects(np.random.default_rng(11), img, wet, post, None)
+    assert {k: wet[k] for k in clear} == clear
+    again, _ = frame_effects(np.random.default_rng(7), img, dict(params), None, depth)
+    assert np.array_equal(again, out)  # deterministic per generator

@@ -20,7 +20,7 @@ def test_export_imagefolder_and_yolo(shapes_val_dataset, tmp_path):
         path = os.path.join(out, names[ann["category_id"]], f"{ann['image_id']}_{ann['id']}.png")
         assert Image.open(path).size == (ann["bbox"][2], ann["bbox"][3])
     again = runner.invoke(cli, ["export", "imagefolder", "--data", shapes_val_dataset, "-o", out])
-    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert again.exit_code == 2 and "--overwrite" in again.output
 
     yolo = str(tmp_path / "yolo")
     result = runner.invoke(cli, ["export", "yolo", "--data", shapes_val_dataset, "-o", yolo, "--boxes"])
@@ -61,7 +61,7 @@ def test_training_lists_skipped_items_with_reasons(make_shapes, tmp_path):
         "cpu",
     ]
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code != 0 and "bad_bbox" in result.output and "unknown_category" in result.output
+    assert result.exit_code == 2 and "bad_bbox" in result.output and "unknown_category" in result.output
     result = CliRunner().invoke(cli, [*args, "--skip-bad"])
     assert result.exit_code == 0, result.output
     assert "skipped 2 (1 x bad_bbox, 1 x unknown_category)" in result.output

@@ -96,7 +96,7 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
     )
 
     # resume continues after the last epoch without repeating one; an existing run is never overwritten
-    assert invoke("train", "detect", "--train", basic_dataset, "--out", run, *DETECT).exit_code != 0
+    assert invoke("train", "detect", "--train", basic_dataset, "--out", run, *DETECT).exit_code == 2
     ok(
         "train",
         "detect",
@@ -127,7 +127,7 @@ def test_detect_on_engine_render_train_resume_finetune_eval(basic_dataset, tmp_p
         "--model",
         "fasterrcnn_mobilenet_v3_large_fpn",
     )
-    assert bad.exit_code != 0 and "holds model" in bad.output
+    assert bad.exit_code == 2 and "holds model" in bad.output
 
     # stage two: fine-tune from the synthetic run, with a second source mixed in at a fixed share
     tuned = str(tmp_path / "tuned")
@@ -259,12 +259,12 @@ def test_classify_crops_loss_down_eval_and_mismatch_errors(shapes_dataset, shape
     bad = invoke(
         "train", "classify", "--train", shapes_dataset, "--val", other, "--out", str(tmp_path / "x"), *CLASSIFY
     )
-    assert bad.exit_code != 0 and "class lists differ" in bad.output
+    assert bad.exit_code == 2 and "class lists differ" in bad.output
     bad = invoke("eval", "--model", run, "--data", other, "-q")
-    assert bad.exit_code != 0 and "trained on" in bad.output
+    assert bad.exit_code == 2 and "trained on" in bad.output
     # resuming a classification run as a detector is refused
     bad = invoke("train", "detect", "--train", shapes_dataset, "--out", run, "--resume", *DETECT)
-    assert bad.exit_code != 0 and "task 'classify'" in bad.output
+    assert bad.exit_code == 2 and "task 'classify'" in bad.output
 
 
 def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):

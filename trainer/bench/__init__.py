@@ -1,1 +1,2 @@
-"""Real-data benchmark protocols (digits: seed 001 design + seed 000 bias fix)."""
+"""Real-data benchmark protocols: digits (the refinement talk's design plus the bias-fix study's loop) and the
+variability study."""

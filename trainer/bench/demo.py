@@ -1,7 +1,7 @@
 """`make demo`: the whole loop on the built-in digits scene, ending in one HTML report.
 
 render the digits scene -> preprocess into the real form -> train on synthetic / real / real + synthetic ->
-evaluate on scikit-learn's real digits -> seed 000's bias fix -> ``gap analyze`` -> ``OUT/report.html``.
+evaluate on scikit-learn's real digits -> the bias fix -> ``gap analyze`` -> ``OUT/report.html``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ import os
 import time
 from typing import Any
 
+from shared.atomic import write_text
+from shared.progress import Note, silent
 from trainer.bench import digits_data as dd
-from trainer.bench.digits import BenchError, Progress, run_digits_benchmark
+from trainer.bench.digits import run_digits_benchmark
+from trainer.bench.errors import BenchError
 
 GAP_SAMPLES = 300  # images per side for the gap analysis (enough for stable histograms, quick on CPU)
 
 
-def run_gap_analysis(bench_dir: str, out: str, seed: int, device: str, progress: Progress) -> dict[str, Any]:
+def run_gap_analysis(bench_dir: str, out: str, seed: int, device: str, progress: Note) -> dict[str, Any]:
     """``gap analyze`` between the synthetic digits (in the real form) and the real train pool, both written as
     COCO (32x32, one box per digit around its ink). Returns gap.json's content."""
     from trainer.gap import GapError
@@ -36,13 +39,13 @@ def run_gap_analysis(bench_dir: str, out: str, seed: int, device: str, progress:
 
 
 def run_demo(
-    out: str, scale: str = "small", seed: int = 0, device: str = "cpu", progress: Progress | None = None
+    out: str, scale: str = "small", seed: int = 0, device: str = "cpu", progress: Note | None = None
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns ``{"report", "results", "gap", "seconds"}``. Resumable: finished
     renders and training runs under ``out/bench`` are reused."""
     from trainer.bench.report import build_report
 
-    progress = progress or (lambda msg: None)
+    progress = progress or silent
     t0 = time.time()
     out = os.path.abspath(out)
     bench_dir = os.path.join(out, "bench")
@@ -54,8 +57,6 @@ def run_demo(
     command = f"blendset demo --scale {scale} --seed {seed} --out {out}"
     text = build_report(results, bench_dir, gap, gap_report, command, seconds)
     report = os.path.join(out, "report.html")
-    with open(report + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(report + ".tmp", report)
+    write_text(report, text)
     progress(f"report: {report}")
     return {"report": report, "results": results, "gap": gap, "seconds": seconds}

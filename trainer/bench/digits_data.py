@@ -21,17 +21,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from shared.atomic import atomic_path, is_temp, write_json
+from shared.errors import BlendsetError
+from shared.progress import ProgressFn, Step
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 LEVELS = 16  # values 0..16
 BITMAP = 32
 
 
-class DigitsDataError(RuntimeError):
+class DigitsDataError(BlendsetError, RuntimeError):
     """A dataset for the digits benchmark is missing or malformed."""
 
 
@@ -75,6 +79,11 @@ def split_real(labels: np.ndarray, seed: int, test_share: float = 0.5, val_per_c
         val.append(idx[n_test : n_test + val_per_class])
         pool.append(idx[n_test + val_per_class :])
     return RealSplit(*(np.sort(np.concatenate(p)) for p in (pool, val, test)), seed=seed)
+
+
+def budget_label(budget: int | None) -> str:
+    """A real budget as the table and folder names write it: ``"all"`` for the whole pool (``None``)."""
+    return "all" if budget is None else str(budget)
 
 
 def budget_subset(pool: np.ndarray, labels: np.ndarray, budget: int | None, seed: int) -> np.ndarray:
@@ -184,13 +193,15 @@ def write_imagefolder(out: str, images: np.ndarray, labels: np.ndarray, names: S
                 return len(images)
     for c in CLASS_NAMES:  # every class folder exists, so ImageFolder sees all 10 classes even when one is empty
         os.makedirs(os.path.join(out, c), exist_ok=True)
+        for name in os.listdir(os.path.join(out, c)):  # a killed earlier attempt's temp files are not images
+            if is_temp(name):
+                os.unlink(os.path.join(out, c, name))
     for img, label, name in zip(images, labels, names, strict=True):
         path = os.path.join(out, CLASS_NAMES[int(label)], f"{name}.png")
-        tmp = path + ".tmp"
-        Image.fromarray(digit_png(img), mode="L").save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(digit_png(img), mode="L").save(tmp, format="PNG")
     counts = np.bincount(np.asarray(labels, np.int64), minlength=10).tolist()
-    _write_json(done, {"count": len(images), "per_class": counts})
+    write_json(done, {"count": len(images), "per_class": counts}, indent=1)
     return len(images)
 
 
@@ -204,7 +215,7 @@ def read_imagefolder(folder: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if not os.path.isdir(sub):
             continue
         for fname in sorted(os.listdir(sub)):
-            if fname.endswith(".png"):
+            if fname.endswith(".png") and not is_temp(fname):
                 arr = np.asarray(Image.open(os.path.join(sub, fname)).convert("L"), np.float64)
                 images.append(np.round(arr * LEVELS / 255.0).astype(np.uint8))
                 labels.append(c)
@@ -212,13 +223,6 @@ def read_imagefolder(folder: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not images:
         raise DigitsDataError(f"{folder}: no digit images (expected {folder}/<digit>/*.png)")
     return np.stack(images), np.asarray(labels, np.int64), names
-
-
-def _write_json(path: str, data: object) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,14 +241,12 @@ class ConversionReport:
         return {"kept": self.kept, "per_class": self.per_class, "skipped": self.skipped}
 
 
-def coco_to_digit_folder(
-    dataset: str, out: str, progress: Callable[[int, int], None] | None = None
-) -> ConversionReport:
+def coco_to_digit_folder(dataset: str, out: str, progress: ProgressFn | None = None) -> ConversionReport:
     """Crop every annotated digit of a Blendset dataset, bring it into the real form and write an ImageFolder.
 
     Class names must be ``"0"`` ... ``"9"`` (the digits scene's labels). Skips are counted by reason:
     ``unknown_class``, ``crowd``, ``empty_crop`` (box under 2 px), ``no_ink`` (binarisation left nothing),
-    ``missing_image``.
+    ``missing_image``. ``progress`` gets a ``convert`` step per annotation.
     """
     from PIL import Image
     from pycocotools import mask as mask_utils
@@ -266,7 +268,7 @@ def coco_to_digit_folder(
 
     for k, ann in enumerate(anns):
         if progress is not None:
-            progress(k, len(anns))
+            progress(Step("convert", k, len(anns)))
         name = cat_names.get(ann.get("category_id"))
         if name not in CLASS_NAMES:
             skip("unknown_class")
@@ -315,7 +317,7 @@ def coco_to_digit_folder(
     write_imagefolder(out, np.stack(out_images), np.asarray(out_labels), out_names)
     per_class = np.bincount(np.asarray(out_labels), minlength=10).tolist()
     report = ConversionReport(kept=len(out_images), per_class=per_class, skipped=skipped)
-    _write_json(os.path.join(out, "conversion.json"), report.to_dict())
+    write_json(os.path.join(out, "conversion.json"), report.to_dict(), indent=1)
     return report
 
 
@@ -338,9 +340,8 @@ def digit_folder_to_coco(folder: str, out: str, upscale: int = 4, limit: int | N
     for k, i in enumerate(order):
         big = np.kron(digit_png(images[i]), np.ones((upscale, upscale), np.uint8))
         file_name = f"{names[i]}.png"  # relative to out/images, the COCO image root of a Blendset folder
-        path = os.path.join(out, "images", file_name)
-        Image.fromarray(big, mode="L").convert("RGB").save(path + ".tmp", format="PNG")
-        os.replace(path + ".tmp", path)
+        with atomic_path(os.path.join(out, "images", file_name)) as tmp:
+            Image.fromarray(big, mode="L").convert("RGB").save(tmp, format="PNG")
         rows, cols = np.flatnonzero(big.any(1)), np.flatnonzero(big.any(0))
         x0, y0 = int(cols[0]), int(rows[0])
         w, h = int(cols[-1]) + 1 - x0, int(rows[-1]) + 1 - y0
@@ -355,5 +356,5 @@ def digit_folder_to_coco(folder: str, out: str, upscale: int = 4, limit: int | N
                 "iscrowd": 0,
             }
         )
-    _write_json(os.path.join(out, "annotations.json"), coco)
+    write_json(os.path.join(out, "annotations.json"), coco, indent=1)
     return out

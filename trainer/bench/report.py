@@ -188,7 +188,7 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
         if more > 0:
             note += f"; the {len(weakest)} weakest shown"
-        cards.append(("Bias fix (seed 000), per-class test accuracy", "<br>".join(parts), note))
+        cards.append(("Bias fix, per-class test accuracy", "<br>".join(parts), note))
     return cards
 
 

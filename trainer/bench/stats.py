@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals for accuracies, as seed 000 reports them (percentile intervals)."""
+"""Bootstrap confidence intervals for accuracies, as the bias-fix study reports them (percentile intervals)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Seed 003's variability study with Blendset's own engine and regressor.
+"""The variability study's experiment with Blendset's own engine and regressor.
 
 Four training sets differ only in nuisance variability (the engine presets ``none``, ``angle``, ``angle_bg``,
 ``all``); one test set uses ``all``. The same regressor is trained on each training set to predict the head's
 shape parameters (``scenes/variability``: ``scene.shape_width``, ``scene.shape_height``, uniform in [-1, 1]), and
 all four are scored on the ``all`` test set beside the naive guess of the training mean.
 
-Seed 003's finding to check: the models trained without background variety (``none``, ``angle``) do worse than
+The study's finding to check: the models trained without background variety (``none``, ``angle``) do worse than
 the naive guess on ``all``; ``angle_bg`` is slightly better than naive; ``all`` is best.
 
 Folder ``OUT``: ``data/<preset>/`` and ``data/test_all/`` (datasets), ``runs/<preset>/`` (regressors, each with
@@ -20,23 +20,19 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from shared.atomic import atomic_path, atomic_write, write_json, write_text
 from shared.config import DatasetConfig, OutputSettings, RenderSettings, apply_preset, save_config
+from shared.progress import Note, silent
+from trainer.bench.errors import BenchError
 
 PRESETS = ("none", "angle", "angle_bg", "all")
 TARGETS = ("scene.shape_width", "scene.shape_height")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENE_SCRIPT = os.path.join(ROOT, "scenes", "variability", "build.py")
-
-Note = Callable[[str], None]
-
-
-class BenchError(RuntimeError):
-    """A stage of the benchmark failed; the message names the stage and the command's own error output."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class Scale:
 SCALES = {
     # Wiring check: minutes on 2 CPU cores, numbers too small to mean anything.
     "toy": Scale(train_count=16, test_count=12, resolution=(64, 64), samples=1, epochs=2, image_size=64, batch_size=8),
-    # About 8 minutes on 2 busy CPU cores: big enough for the first part of seed 003's finding to show.
+    # About 8 minutes on 2 busy CPU cores: big enough for the first part of the study's finding to show.
     "small": Scale(
         train_count=96, test_count=48, resolution=(48, 48), samples=2, epochs=8, image_size=48, batch_size=16
     ),
@@ -105,8 +101,8 @@ def render(config: DatasetConfig, out: str, count: int, seed: int, note: Note) -
     return out
 
 
-# CC0 / public-domain photographs bundled with scikit-image: seed 003's "randomly scaled parts of randomly chosen
-# photographs" behind the head.
+# CC0 / public-domain photographs bundled with scikit-image: the variability study's "randomly scaled parts of
+# randomly chosen photographs" behind the head.
 PHOTOS = (
     "astronaut",
     "brick",
@@ -140,9 +136,8 @@ def prepare_backgrounds(folder: str, size: int = 192) -> str | None:
             arr = np.stack([arr] * 3, axis=-1)
         image = Image.fromarray(arr[..., :3].astype(np.uint8))
         image.thumbnail((size, size))
-        tmp = path + ".tmp.jpg"
-        image.save(tmp, quality=90)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            image.save(tmp, quality=90)
     return folder
 
 
@@ -184,11 +179,9 @@ def _train(data: str, run: str, scale: Scale, seed: int, device: str, note: Note
     )
 
 
-def run_variability(
-    out: str, scale: str = "toy", device: str = "cpu", seed: int = 0, note: Note = lambda message: None
-) -> dict:
+def run_variability(out: str, scale: str = "toy", device: str = "cpu", seed: int = 0, note: Note = silent) -> dict:
     """Render, train, evaluate and compare; returns (and writes to ``out/results.json``) the table rows."""
-    from trainer.training.regress import evaluate_regression
+    from trainer.evaluation.regress import evaluate_regression
 
     if scale not in SCALES:
         raise BenchError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
@@ -239,15 +232,13 @@ def run_variability(
     }
     _write_tables(out, rows)
     results["plots"] = [_plot_violin(out), _plot_vs_azimuth(out, test_dir)]
-    tmp = os.path.join(out, "results.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, os.path.join(out, "results.json"))
+    # allow_nan: a skill of NaN (a constant target) is recorded as before rather than failing the run
+    write_json(os.path.join(out, "results.json"), results, indent=2, allow_nan=True)
     return results
 
 
 def check_finding(rows: list[dict]) -> dict:
-    """Seed 003's qualitative claims, each true or false on these rows."""
+    """The variability study's qualitative claims, each true or false on these rows."""
     by = {r["train"]: r for r in rows}
     claims = {
         "none_worse_than_naive": by["none"]["mse"] > by["none"]["naive_mse"],
@@ -261,15 +252,14 @@ def check_finding(rows: list[dict]) -> dict:
 
 def _write_tables(out: str, rows: list[dict]) -> None:
     keys = list(rows[0])
-    with open(os.path.join(out, "table.csv"), "w", newline="", encoding="utf-8") as f:
+    with atomic_write(os.path.join(out, "table.csv"), newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
 
 
 def _errors(metrics_dir: str) -> dict[str, np.ndarray]:
@@ -303,10 +293,11 @@ def _plot_violin(out: str) -> str:
     ax.set_xticks(range(1, len(labels) + 1), labels)
     ax.set_xlabel("training scenario (test: all)")
     ax.set_ylabel("squared error per image")
-    ax.set_title("Shape-parameter error on the 'all' test set (seed 003 fig. 7)", fontsize=10)
+    ax.set_title("Shape-parameter error on the 'all' test set (as in the variability study, fig. 7)", fontsize=10)
     fig.tight_layout()
     path = os.path.join(out, "errors_violin.png")
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return os.path.basename(path)
 
@@ -317,7 +308,8 @@ def _plot_vs_azimuth(out: str, test_dir: str) -> str:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from trainer.training.regress import load_param_records, moving_average
+    from trainer.evaluation.regress import moving_average
+    from trainer.training.regress import load_param_records
 
     test = load_param_records(test_dir)
     azimuth = dict(zip(test.image_ids, test.values(["camera.azimuth_deg"])[:, 0], strict=True))
@@ -333,10 +325,11 @@ def _plot_vs_azimuth(out: str, test_dir: str) -> str:
     ax.plot(mx, my, color="grey", linestyle="--", label="naive")
     ax.set_xlabel("camera azimuth (degrees, 0 = frontal)")
     ax.set_ylabel("squared error (moving average)")
-    ax.set_title("Error vs viewing angle on the 'all' test set (seed 003 fig. 8)", fontsize=10)
+    ax.set_title("Error vs viewing angle on the 'all' test set (as in the variability study, fig. 8)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = os.path.join(out, "error_vs_azimuth.png")
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return os.path.basename(path)

@@ -1,4 +1,5 @@
-"""`blendset bench digits`: rendered digits vs scikit-learn's real handwritten digits (seeds 000 and 001)."""
+"""`blendset bench digits`: rendered digits vs scikit-learn's real handwritten digits (after the refinement talk and
+the bias-fix study)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import click
 
-from trainer.commands.options import device_option, out_option, overwrite_option, seed_option
+from trainer.commands.options import device_option, out_option, overwrite_option, quiet_option, seed_option
 
 
 @click.command(short_help="Digits benchmark: synthetic vs real vs real+synthetic, plus the bias fix.")
@@ -20,7 +21,12 @@ from trainer.commands.options import device_option, out_option, overwrite_option
 )
 @seed_option
 @device_option
-@click.option("--bias-fix/--no-bias-fix", default=True, show_default=True, help="Run seed 000's loop at the end.")
+@click.option(
+    "--bias-fix/--no-bias-fix",
+    default=True,
+    show_default=True,
+    help="Run the bias-fix study's loop at the end (render more of the weakest classes, retrain, compare).",
+)
 @click.option(
     "--handwriting/--no-handwriting",
     default=True,
@@ -31,11 +37,20 @@ from trainer.commands.options import device_option, out_option, overwrite_option
     "--refined/--no-refined",
     default=False,
     show_default=True,
-    help="Also train (d) real + refined and (e) refined only: the renders passed through seed 001's refiner.",
+    help="Also train (d) real + refined and (e) refined only: the renders passed through the sim-to-real refiner.",
 )
 @overwrite_option
+@quiet_option
 def digits(
-    out: str, scale: str, seed: int, device: str, bias_fix: bool, handwriting: bool, refined: bool, overwrite: bool
+    out: str,
+    scale: str,
+    seed: int,
+    device: str,
+    bias_fix: bool,
+    handwriting: bool,
+    refined: bool,
+    overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Run the digits protocol and write table.csv, table.md, error_vs_budget.png and results.json into OUT.
 
@@ -53,37 +68,27 @@ def digits(
       blendset bench digits --out runs/digits --scale small --seed 0
     """
     from trainer.bench import digits as bench
-    from trainer.bench.digits import BenchError, run_digits_benchmark
-    from trainer.bench.digits_data import DigitsDataError
+    from trainer.bench.digits_refined import REFINED_KEYS, add_refined_curves
     from trainer.commands.options import resolve_device
-    from trainer.refine.digits import REFINED_KEYS, add_refined_curves
+    from trainer.commands.progress import note_printer
 
     results_file = os.path.join(out, "results.json")
     if os.path.isdir(out) and os.listdir(out) and not overwrite and not os.path.isdir(os.path.join(out, "real")):
         raise click.UsageError(f"{out} exists and is not a digits benchmark folder; use --overwrite to write into it")
-    quiet = click.get_current_context().find_root().params.get("quiet", 0) > 0
-
-    def progress(msg: str) -> None:
-        if not quiet:
-            click.echo(msg, err=True)
-
     if refined:
         training_sets = add_refined_curves(bench)
     else:
         training_sets = [ts for ts in bench.TRAINING_SETS if ts.key not in REFINED_KEYS]
-    try:
-        results = run_digits_benchmark(
-            out,
-            scale=scale,
-            seed=seed,
-            device=resolve_device(device),
-            progress=progress,
-            with_bias_fix=bias_fix,
-            scene_options={"handwriting": handwriting},
-            training_sets=training_sets,
-        )
-    except (BenchError, DigitsDataError) as e:
-        raise click.ClickException(str(e)) from e
+    results = bench.run_digits_benchmark(
+        out,
+        scale=scale,
+        seed=seed,
+        device=resolve_device(device),
+        progress=note_printer(quiet),
+        with_bias_fix=bias_fix,
+        scene_options={"handwriting": handwriting},
+        training_sets=training_sets,
+    )
     with open(results["table_md"], encoding="utf-8") as f:
         click.echo(f.read())
     target = results["target"]

@@ -1,4 +1,5 @@
-"""`blendset bench variability`: seed 003's study of training-set variability, rendered and trained end to end."""
+"""`blendset bench variability`: the variability study's experiment on training-set variability, rendered and
+trained end to end."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 
 import click
 
-from trainer.commands.options import device_option, out_option, overwrite_option, seed_option
+from trainer.commands.options import device_option, out_option, overwrite_option, quiet_option, seed_option
 
 
-@click.command("variability", short_help="Train on none/angle/angle_bg/all renders, test on all (seed 003).")
+@click.command("variability", short_help="The variability study: train on none/angle/angle_bg/all, test on all.")
 @out_option
 @click.option(
     "--scale",
@@ -21,12 +22,12 @@ from trainer.commands.options import device_option, out_option, overwrite_option
 @device_option
 @seed_option
 @overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
+@quiet_option
 def variability(out, scale, device, seed, overwrite, quiet):
     """Render four training sets with the presets none, angle, angle_bg and all and one test set with all,
     train the same regressor (the head's shape parameters) on each, evaluate all four on the test set beside the
-    naive training-mean guess, and check seed 003's finding: without background variety the models do worse
-    than the naive guess.
+    naive training-mean guess, and check the variability study's finding: without background variety the models
+    do worse than the naive guess.
 
     \b
     Writes OUT/results.json, OUT/table.md, OUT/table.csv, OUT/errors_violin.png, OUT/error_vs_azimuth.png.
@@ -35,18 +36,13 @@ def variability(out, scale, device, seed, overwrite, quiet):
     import os
     import shutil
 
-    from trainer.bench.variability import BenchError, run_variability
+    from trainer.bench.variability import run_variability
     from trainer.commands.options import resolve_device
-    from trainer.training.checkpoint import CheckpointError
-    from trainer.training.regress import RegressError
+    from trainer.commands.progress import note_printer
 
     if overwrite and os.path.isdir(out):
         shutil.rmtree(out)
-    note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    try:
-        results = run_variability(out, scale=scale, device=resolve_device(device), seed=seed, note=note)
-    except (BenchError, RegressError, CheckpointError) as e:
-        raise click.ClickException(str(e)) from e
+    results = run_variability(out, scale=scale, device=resolve_device(device), seed=seed, note=note_printer(quiet))
     with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
         click.echo(f.read(), err=True)
     click.echo(json.dumps({"finding": results["finding"], "seconds": results["seconds"]}, indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trainer.commands.options import device_option, seed_option
+from trainer.commands.options import device_option, quiet_option, seed_option
 
 
 @click.command(short_help="Render digits, train, evaluate on real digits, analyze the gap, write report.html.")
@@ -26,7 +26,8 @@ from trainer.commands.options import device_option, seed_option
 )
 @seed_option
 @device_option
-def demo(scale: str, out: str, seed: int, device: str) -> None:
+@quiet_option
+def demo(scale: str, out: str, seed: int, device: str, quiet: bool) -> None:
     """Run the whole Blendset loop on the digits scene and write OUT/report.html.
 
     \b
@@ -34,7 +35,7 @@ def demo(scale: str, out: str, seed: int, device: str) -> None:
     2. bring the crops into the real digits' form (grey, 8x8, 17 levels);
     3. train one classifier on synthetic only, real only and real + synthetic at real budgets 10..all;
     4. evaluate on scikit-learn's real handwritten digits (test split never trained on), bootstrap 95% CIs;
-    5. seed 000's bias fix: more renders of the weakest classes, retrain, per-class before/after;
+    5. the bias fix (after the bias-fix study): more renders of the weakest classes, retrain, per-class before/after;
     6. gap analyze between synthetic and real digits;
     7. one self-contained report.html with the headline numbers and figures.
 
@@ -43,18 +44,8 @@ def demo(scale: str, out: str, seed: int, device: str) -> None:
       blendset demo --scale small --out runs/demo     (make demo; make demo SCALE=full)
     """
     from trainer.bench.demo import run_demo
-    from trainer.bench.digits import BenchError
-    from trainer.bench.digits_data import DigitsDataError
     from trainer.commands.options import resolve_device
+    from trainer.commands.progress import note_printer
 
-    quiet = click.get_current_context().find_root().params.get("quiet", 0) > 0
-
-    def progress(msg: str) -> None:
-        if not quiet:
-            click.echo(msg, err=True)
-
-    try:
-        result = run_demo(out, scale=scale, seed=seed, device=resolve_device(device), progress=progress)
-    except (BenchError, DigitsDataError) as e:
-        raise click.ClickException(str(e)) from e
+    result = run_demo(out, scale=scale, seed=seed, device=resolve_device(device), progress=note_printer(quiet))
     click.echo(f"report: {result['report']} ({result['seconds'] / 60:.1f} min)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trainer.commands.options import device_option, workers_option
+from trainer.commands.options import device_option, quiet_option, workers_option
 
 
 @click.command("eval", short_help="Evaluate a run on a dataset (metrics.json, CSVs, PNGs).")
@@ -44,13 +44,13 @@ from trainer.commands.options import device_option, workers_option
     "--resample-size",
     default=None,
     type=click.IntRange(1),
-    help="Images per class in each resample (default: the class's count; seed 000 used 200).",
+    help="Images per class in each resample (default: the class's count; the bias-fix study used 200).",
 )
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1))
 @click.option("--skip-bad", is_flag=True, help="Leave out bad images/annotations (listed) instead of stopping.")
 @device_option
 @workers_option
-@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
+@quiet_option
 def eval_cmd(
     run,
     data,
@@ -72,31 +72,24 @@ def eval_cmd(
     \b
       blendset eval --model runs/finetune --data real_test/ --by-attribute occlusion:4
     """
-    from trainer.commands.options import resolve_device
-    from trainer.data.datasets import DataError
+    from trainer.commands.progress import note_printer
     from trainer.evaluation.evaluate import evaluate_run
-    from trainer.models.build import WeightsError
-    from trainer.training.checkpoint import CheckpointError
 
-    note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    try:
-        metrics = evaluate_run(
-            run,
-            data,
-            by_attribute=by_attribute,
-            device=resolve_device(device),
-            name=name,
-            batch_size=batch_size,
-            workers=workers,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-            n_resamples=resamples,
-            resample_size=resample_size,
-            skip_bad=skip_bad,
-            note=note,
-        )
-    except (CheckpointError, DataError, WeightsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    metrics = evaluate_run(
+        run,
+        data,
+        by_attribute=by_attribute,
+        device=device,
+        name=name,
+        batch_size=batch_size,
+        workers=workers,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        n_resamples=resamples,
+        resample_size=resample_size,
+        skip_bad=skip_bad,
+        note=note_printer(quiet),
+    )
     click.echo(summary_text(metrics))
 
 

@@ -10,12 +10,7 @@ from trainer.commands.options import overwrite_option
 
 
 def _call(fn, **kwargs) -> None:
-    from trainer.data.datasets import DataError
-
-    try:
-        summary = fn(**kwargs)
-    except (DataError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = fn(**kwargs)
     skipped = summary.get("skipped", [])
     if isinstance(skipped, dict):  # shared.yolo counts skips per reason
         skipped = [f"{n} x {reason}" for reason, n in skipped.items()]

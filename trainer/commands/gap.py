@@ -1,13 +1,11 @@
 """`blendset gap analyze|predict-metadata|filter|align|suggest|score`: the synthetic-to-real gap toolkit.
 
 Thin wrappers: parse options, call ``trainer.gap.*`` (imported inside each command so ``blendset --help`` stays
-fast), turn :class:`trainer.gap.GapError` into a click error, draw progress on stderr.
+fast) and draw progress on stderr. A :class:`trainer.gap.GapError` reaches the root group, which prints it as
+one line (exit status 2).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import click
 
@@ -17,9 +15,11 @@ from trainer.commands.options import (
     overwrite_option,
     quiet_option,
     real_option,
+    resolve_device,
     seed_option,
     synthetic_option,
 )
+from trainer.commands.progress import TqdmProgress, note_printer
 
 EXTRACTOR_HELP = "random | torchvision:NAME[:WEIGHTS_PATH] | detector:RUN (a Blendset run folder or .pth)."
 size_option = click.option(
@@ -29,47 +29,6 @@ size_option = click.option(
     type=click.IntRange(16, 1024),
     help="Extractor input size in pixels (images are squashed to size x size).",
 )
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    from shared.config import ConfigError
-    from trainer.gap import GapError
-
-    try:
-        yield
-    except (GapError, ConfigError) as e:
-        raise click.ClickException(str(e)) from e
-
-
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A stage-aware progress callback drawing one tqdm bar per stage on stderr."""
-    if quiet:
-        yield None
-        return
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, file=click.get_text_stream("stderr"))
-        bar.n = done
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        for bar in bars.values():
-            bar.close()
-
-
-def _device(name: str) -> str:
-    from trainer.commands.options import resolve_device
-
-    return resolve_device(name)
 
 
 @click.group()
@@ -104,7 +63,7 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
     and OUT/gap.json."""
     from trainer.gap.analyze import analyze as run
 
-    with _errors(), _progress(quiet) as progress:
+    with TqdmProgress(quiet=quiet, leave=False) as progress:
         result = run(
             synthetic,
             real,
@@ -113,7 +72,7 @@ def analyze(synthetic, real, out, extractor, size, k, projection, device, seed, 
             size=size,
             k=k,
             projection=projection,
-            device=_device(device),
+            device=resolve_device(device),
             overwrite=overwrite,
             seed=seed,
             progress=progress,
@@ -187,7 +146,7 @@ def filter_cmd(
             keep_share = float(keep)
         except ValueError:
             raise click.BadParameter(f"{keep!r} is neither a number nor 'elbow'", param_hint="--keep") from None
-    with _errors(), _progress(quiet) as progress:
+    with TqdmProgress(quiet=quiet, leave=False) as progress:
         s = filter_dataset(
             synthetic,
             real,
@@ -201,7 +160,7 @@ def filter_cmd(
             size=size,
             max_drop=max_drop,
             link=link,
-            device=_device(device),
+            device=resolve_device(device),
             overwrite=overwrite,
             progress=progress,
         )
@@ -234,17 +193,16 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
     whose weighted `mixture` components render that distribution. Also writes <out>.align.json."""
     from trainer.gap.align import align as run
 
-    with _errors():
-        r = run(
-            synthetic,
-            real,
-            config,
-            out,
-            components=components,
-            max_components=max_components,
-            seed=seed,
-            overwrite=overwrite,
-        )
+    r = run(
+        synthetic,
+        real,
+        config,
+        out,
+        components=components,
+        max_components=max_components,
+        seed=seed,
+        overwrite=overwrite,
+    )
     click.echo(f"{r['rule']}; object size {r['object_size_m']:.3g} m from {r['size_from_boxes']} boxes", err=True)
     for c in r["components"]:
         click.echo(
@@ -282,11 +240,11 @@ def align(synthetic, real, config, out, components, max_components, seed, overwr
 @quiet_option
 def predict_metadata(synthetic, real, out, extractors, targets, folds, size, device, seed, overwrite, quiet) -> None:
     """Fit linear models from frozen synthetic box features to rendered-only metadata, report cross-validated
-    R² / accuracy per extractor (seed 002 table 5.8), then label the real boxes (OUT/real_metadata.csv)."""
+    R² / accuracy per extractor (the gap thesis's table 5.8), then label the real boxes (OUT/real_metadata.csv)."""
     from trainer.gap.predict import format_table
     from trainer.gap.predict import predict_metadata as run
 
-    with _errors(), _progress(quiet) as progress:
+    with TqdmProgress(quiet=quiet, leave=False) as progress:
         s = run(
             synthetic,
             real,
@@ -295,7 +253,7 @@ def predict_metadata(synthetic, real, out, extractors, targets, folds, size, dev
             targets=targets,
             folds=folds,
             size=size,
-            device=_device(device),
+            device=resolve_device(device),
             seed=seed,
             overwrite=overwrite,
             progress=progress,
@@ -337,10 +295,7 @@ def suggest(model, real, out, base_config, count, score_threshold, device, overw
     frame quotas and shifted ranges), OUT/plan.md (the reasons in words) and OUT/suggest.json."""
     from trainer.gap.suggest import suggest as run
 
-    def note(msg: str) -> None:
-        click.echo(msg, err=True)
-
-    with _errors(), _progress(quiet) as progress:
+    with TqdmProgress(quiet=quiet, leave=False) as progress:
         s = run(
             model,
             real,
@@ -350,7 +305,7 @@ def suggest(model, real, out, base_config, count, score_threshold, device, overw
             score_threshold=score_threshold,
             device=device,
             overwrite=overwrite,
-            note=note,
+            note=note_printer(quiet),
             progress=progress,
         )
     worst = s["classes"][0]
@@ -374,11 +329,11 @@ def suggest(model, real, out, base_config, count, score_threshold, device, overw
 @seed_option
 @quiet_option
 def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, quiet) -> None:
-    """Seed 002 section 5.5: the mean of the metadata distances that matter and a feature-space KNN term.
+    """The gap thesis, section 5.5: the mean of the metadata distances that matter and a feature-space KNN term.
     Lower is closer to the real set. Its correlation with mAP is weak when datasets are close."""
     from trainer.gap.score import score as run
 
-    with _errors(), _progress(quiet) as progress:
+    with TqdmProgress(quiet=quiet, leave=False) as progress:
         r = run(
             synthetic,
             real,
@@ -386,7 +341,7 @@ def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, q
             n_boot=n_boot,
             k=k,
             size=size,
-            device=_device(device),
+            device=resolve_device(device),
             seed=seed,
             progress=progress,
         )
@@ -395,9 +350,9 @@ def score(synthetic, real, extractor, size, n_boot, k, json_out, device, seed, q
         click.echo(f"warning: {w}", err=True)
     click.echo(f"note: {r['caveat']}", err=True)
     if json_out:
-        from shared.coco import write_json_atomic
+        from shared.atomic import write_json
 
-        write_json_atomic(json_out, r, indent=2)
+        write_json(json_out, r, indent=2)
     terms = ", ".join(f"{k2} {v:.3f}" for k2, v in r["terms"].items())
     click.echo(
         f"score {r['score']:.3f} (bootstrap {b['mean']:.3f} ± {b['std']:.3f}, 95% CI "

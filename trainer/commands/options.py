@@ -27,6 +27,7 @@ workers_option = click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(0), help="Data-loading worker processes."
 )
 
+
 def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     """``blendset -q CMD`` and ``blendset CMD -q`` mean the same: no progress bars or notes."""
     return bool(value or (ctx.find_root().obj or {}).get("quiet"))
@@ -48,11 +49,12 @@ def real_option(help: str = "Real dataset folder (annotations.json + images/).",
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``; anything else is checked and returned."""
-    import torch
+    """``--device`` checked up front (``auto`` -> ``cuda`` when available, else ``cpu``): the one rule lives in
+    ``trainer.training.loop.resolve_device``; its RunError becomes a usage error naming the flag."""
+    from shared.errors import BlendsetError
+    from trainer.training.loop import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter(f"{name!r} asked for, but no CUDA device is available", param_hint="--device")
-    return name
+    try:
+        return resolve(name)
+    except BlendsetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from exc

@@ -1,13 +1,13 @@
-"""`blendset refine train|apply`: sim-to-real refinement of renders (seed 001) that keeps the labels valid.
+"""`blendset refine train|apply`: sim-to-real refinement of renders (after the refinement talk) that keeps the
+labels valid.
 
 Thin wrappers over :mod:`trainer.refine`; torch is imported inside the commands so ``blendset --help`` stays fast.
+A :class:`trainer.refine.RefineError` reaches the root group, which prints it as one line (exit status 2).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
@@ -16,19 +16,11 @@ from trainer.commands.options import (
     overwrite_option,
     quiet_option,
     real_option,
+    resolve_device,
     seed_option,
     synthetic_option,
 )
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    from trainer.refine import RefineError
-
-    try:
-        yield
-    except RefineError as e:
-        raise click.ClickException(str(e)) from e
+from trainer.commands.progress import TqdmProgress
 
 
 @click.group()
@@ -89,41 +81,25 @@ def refine() -> None:
 def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_edge, n_blocks, device, seed, quiet):
     """Train a refiner from SYNTHETIC renders to REAL images. A killed run resumes from OUT/checkpoint.pth
     when started again with the same options."""
-    from trainer.commands.options import resolve_device
     from trainer.refine import train_refiner
 
     device = resolve_device(device)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc=f"refine {model}", file=click.get_text_stream("stderr"), dynamic_ncols=True)
-
-    def progress(step: int, total: int, losses: dict) -> None:
-        if bar is not None:
-            bar.n = step
-            bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in losses.items()))
-
-    with _errors():
-        try:
-            summary = train_refiner(
-                synthetic,
-                real,
-                out,
-                model=model,
-                steps=steps,
-                image_size=image_size,
-                batch=batch,
-                device=device,
-                progress=progress,
-                lr=lr,
-                lambda_edge=lambda_edge,
-                n_blocks=n_blocks,
-                seed=seed,
-            )
-        finally:
-            if bar is not None:
-                bar.close()
+    with TqdmProgress(quiet=quiet) as progress:
+        summary = train_refiner(
+            synthetic,
+            real,
+            out,
+            model=model,
+            steps=steps,
+            image_size=image_size,
+            batch=batch,
+            device=device,
+            progress=progress,
+            lr=lr,
+            lambda_edge=lambda_edge,
+            n_blocks=n_blocks,
+            seed=seed,
+        )
     click.echo(f"refiner written to {summary['refiner']} ({summary['img_per_s']} img/s on {device})", err=True)
     click.echo(json.dumps({k: v for k, v in summary.items() if k != "args"}, indent=2))
 
@@ -152,28 +128,11 @@ def train_cmd(synthetic, real, out, model, steps, image_size, batch, lr, lambda_
 def apply_cmd(model_path, synthetic, out, overwrite, device, min_edge_iou, quiet):
     """Refine every image of the SYNTHETIC dataset into OUT. annotations.json, masks, depth and frame records are
     copied byte for byte; OUT/refine_report.json says how well edges and mask boundaries survived."""
-    from trainer.commands.options import resolve_device
     from trainer.refine import apply_refiner
 
     device = resolve_device(device)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="refine", unit="img", file=click.get_text_stream("stderr"), dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-    with _errors():
-        try:
-            report = apply_refiner(model_path, synthetic, out, device=device, overwrite=overwrite, progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
+    with TqdmProgress(quiet=quiet) as progress:
+        report = apply_refiner(model_path, synthetic, out, device=device, overwrite=overwrite, progress=progress)
     brief = {k: v for k, v in report.items() if k != "per_image"}
     click.echo(json.dumps(brief, indent=2))
     click.echo(

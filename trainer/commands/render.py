@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 
 import click
 
-from trainer.commands.options import out_option
-
-
-def _check_config(path: str):
-    from shared.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        raise click.BadParameter(str(e), param_hint="--config") from None
-
-
-def _progress_bar(total: int, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
+from shared.progress import Step
+from trainer.commands.options import out_option, quiet_option
+from trainer.commands.progress import TqdmProgress, note_printer
 
 
 @click.command(short_help="Render a labelled dataset with Blender.")
@@ -67,7 +53,7 @@ def _progress_bar(total: int, quiet: bool, desc: str):
 @click.option("--shards", type=click.IntRange(1), default=None, help="With --ray: number of shards [default: CPUs].")
 @click.option("--num-cpus", type=float, default=1.0, show_default=True, help="With --ray: CPUs per shard task.")
 @click.option("--num-gpus", type=float, default=0.0, show_default=True, help="With --ray: GPUs per shard task.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def render(
     config_path,
     out,
@@ -96,9 +82,10 @@ def render(
     A rerun with the same arguments resumes: frames already written are kept. The output folder must not hold
     a dataset made with another config.
     """
+    from shared.config import load_config
     from shared.merge import parse_shard
 
-    config = _check_config(config_path)
+    config = load_config(config_path)  # a ConfigError names the field; nothing has started yet
     if scene and scene_script:
         raise click.UsageError("give --scene or --scene-script, not both")
     scene_args = _check_scene_args(scene_args, scene_script)
@@ -121,10 +108,7 @@ def render(
             num_gpus,
             quiet,
         )
-    try:
-        parse_shard(shard)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--shard") from None
+    parse_shard(shard)
     from trainer.rendering import launcher
 
     blender = None if in_process else launcher.find_blender(blender_path)
@@ -161,28 +145,23 @@ def _render_local(
     launcher, config_path, out, scene, scene_script, scene_args, count, seed, shard, blender, quiet
 ) -> None:
     job = launcher.RenderJob(config_path, out, scene, scene_script, count, seed, shard, scene_args)
-    bar = None
+    note = note_printer(quiet)
+    with TqdmProgress(quiet=quiet) as progress:
+        frames = {"done": 0, "total": None}
 
-    def on_event(kind, payload):
-        nonlocal bar
-        if kind == "START":
-            bar = _progress_bar(payload["total"], quiet, "render")
-            bar.update(payload["total"] - payload["pending"])
-        elif kind == "PROGRESS" and bar is not None:
-            bar.update(1)
-            bar.set_postfix(s_per_frame=f"{payload['seconds']:.2f}")
-        elif kind == "NOTE" and not quiet:
-            click.echo(f"note: {payload}", err=True)
+        def on_event(kind, payload):
+            if kind == "START":
+                frames.update(done=payload["total"] - payload["pending"], total=payload["total"])
+                progress(Step("render", frames["done"], frames["total"]))
+            elif kind == "PROGRESS" and frames["total"] is not None:
+                frames["done"] += 1
+                progress(Step("render", frames["done"], frames["total"], {"s_per_frame": payload["seconds"]}))
+            elif kind == "NOTE":
+                note(f"note: {payload}")
 
-    try:
         done = launcher.run_render(job, blender, on_event)
-    except launcher.RenderError as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        if bar is not None:
-            bar.close()
-    if not quiet and done:
-        click.echo(f"{out}: {done['images']} images, {done['annotations']} annotations", err=True)
+    if done:
+        note(f"{out}: {done['images']} images, {done['annotations']} annotations")
 
 
 def _render_ray(
@@ -191,14 +170,7 @@ def _render_ray(
     from trainer.rendering.ray_cluster import render_with_ray
 
     num_shards = shards or max(1, os.cpu_count() or 1)
-    bar = _progress_bar(count, quiet, "render (ray)")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with TqdmProgress(quiet=quiet) as progress:
         render_with_ray(
             config_path,
             out,
@@ -211,67 +183,38 @@ def _render_ray(
             blender,
             num_cpus,
             num_gpus,
-            progress,
+            lambda done, total: progress(Step("render (ray)", done, total)),
         )
-    except (RuntimeError, ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        bar.close()
 
 
 @click.command(short_help="Merge shard folders into one dataset.")
 @click.argument("shard_dirs", nargs=-1, required=True)
 @out_option
 @click.option("--allow-missing", is_flag=True, help="Merge even when frames of 0..count-1 are missing.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def merge(shard_dirs, out, allow_missing, quiet):
     """Merge SHARD_DIRS (folders or URLs) rendered with the same config into --out.
 
-    The result is byte-identical to a single-process run. Refuses shards of different configs or categories,
-    a frame present twice with different content, and missing frames (named as ranges).
+    The result is byte-identical to a single-process run (with the YOLO export when the config asks for it).
+    Refuses shards of different configs or categories, a frame present twice with different content, and
+    missing frames (named as ranges).
     """
-    from shared.merge import MergeError, merge_datasets
+    from shared.merge import merge_datasets
+    from trainer.rendering import storage
 
     inputs = []
     for d in shard_dirs:
-        if "://" in d:
-            from trainer.rendering import storage
-
+        if storage.is_url(d):
             inputs.append(storage.localize(d))
         elif not os.path.isdir(d):
             raise click.BadParameter(f"{d!r} is not a folder", param_hint="SHARD_DIRS")
         else:
             inputs.append(d)
-    bar = _progress_bar(0, quiet, "merge")
-
-    def progress(p):
-        bar.total = p["total"]
-        bar.update(1)
-
-    try:
-        if "://" in out:
-            from trainer.rendering import storage
-
+    with TqdmProgress(quiet=quiet) as progress:
+        if storage.is_url(out):
             with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
                 coco = merge_datasets(inputs, local, progress, allow_missing)
-                _yolo(local, coco)
                 storage.publish(local, out)
         else:
             coco = merge_datasets(inputs, out, progress, allow_missing)
-            _yolo(out, coco)
-    except MergeError as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        bar.close()
-    if not quiet:
-        click.echo(f"{out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations", err=True)
-
-
-def _yolo(folder: str, coco: dict) -> None:
-    """The YOLO export when the merged config asks for it (as a single run's finalize does)."""
-    from shared.config import load_config
-
-    if load_config(os.path.join(folder, "config.json")).output.yolo:
-        from shared.yolo import export_yolo
-
-        export_yolo(coco, os.path.join(folder, "images"), os.path.join(folder, "yolo"))
+    note_printer(quiet)(f"{out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations")

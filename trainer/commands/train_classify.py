@@ -8,7 +8,7 @@ from trainer.commands.train_common import run_training, train_options
 
 
 @click.command("classify", short_help="Train a classifier on COCO box crops or ImageFolder.")
-@train_options("resnet18", 32, 0.01, "basic")
+@train_options("classify")
 @click.option("--image-size", default=224, show_default=True, type=click.IntRange(8), help="Square input size.")
 @click.option("--grayscale/--color", default=False, show_default=True, help="Feed 3-channel grey images.")
 @click.option(
@@ -18,73 +18,15 @@ from trainer.commands.train_common import run_training, train_options
     type=click.FloatRange(0),
     help="Grow each COCO box crop by this share of its size on every side.",
 )
-def classify(
-    train,
-    val,
-    out,
-    model,
-    epochs,
-    batch_size,
-    lr,
-    optimizer,
-    weight_decay,
-    weights,
-    freeze_backbone,
-    balanced,
-    augment,
-    resume,
-    init_from,
-    amp,
-    accum_steps,
-    epoch_size,
-    skip_bad,
-    tensorboard,
-    seed,
-    device,
-    workers,
-    quiet,
-    image_size,
-    grayscale,
-    padding,
-):
+def classify(quiet, **settings):
     """Train a classifier (resnet18/34/50, vgg16, mobilenet_v3_small/large, efficientnet_b0) and write the run
     folder like `train detect`; best.pth is the best --val accuracy.
 
     \b
-    Transfer learning with a frozen backbone (seed 000's recipe), real data as a quarter of every batch:
+    Transfer learning with a frozen backbone (the bias-fix study's recipe), real data as a quarter of every batch:
       blendset train classify --train synth/ --train real/:0.25 --val real_val/ --out runs/cls \\
           --model vgg16 --weights imagenet --freeze-backbone --balanced
     """
-    from trainer.commands.options import resolve_device
     from trainer.training.classify import train_classifier
 
-    run_training(
-        train_classifier,
-        quiet,
-        train=train,
-        out=out,
-        val=val,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        image_size=image_size,
-        weights=weights,
-        freeze_backbone=freeze_backbone,
-        balanced=balanced,
-        grayscale=grayscale,
-        augment=augment,
-        seed=seed,
-        device=resolve_device(device),
-        workers=workers,
-        resume=resume,
-        init_from=init_from,
-        amp=amp,
-        accum_steps=accum_steps,
-        skip_bad=skip_bad,
-        padding=padding,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        epoch_size=epoch_size,
-        tensorboard=tensorboard,
-    )
+    run_training(train_classifier, quiet, **settings)

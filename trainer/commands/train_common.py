@@ -1,6 +1,8 @@
-"""Options and error handling shared by `blendset train detect` and `blendset train classify`.
+"""Flags shared by the `blendset train` commands, and the one way they call a training function.
 
-Both commands take the same source, run-folder and optimisation flags, so they are declared once here.
+Every flag is a :class:`trainer.training.spec.RunSpec` field of the same name, so a command passes its flags on
+unchanged (``run_training(train_detector, **flags)``) and a flag's default is the task's default from
+``trainer.training.spec.TASK_DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 import click
 
 from trainer.commands.launch import nproc_option
-from trainer.commands.options import device_option, seed_option, workers_option
+from trainer.commands.options import device_option, quiet_option, seed_option, workers_option
 
 
 def _check_source(ctx, param, values):
@@ -24,8 +26,13 @@ def _check_source(ctx, param, values):
         raise click.BadParameter(str(exc), param_hint="--train") from exc
 
 
-def train_options(default_model: str, default_batch: int, default_lr: float, default_augment: str) -> Callable:
-    """Decorator adding the flags both training commands share (names fixed by the CLI contract)."""
+def train_options(task: str) -> Callable:
+    """Decorator adding the flags `train detect` and `train classify` share, with ``task``'s defaults."""
+    from trainer.training.spec import TASK_DEFAULTS, RunSpec
+
+    defaults = {**{k: v.default for k, v in RunSpec.__dataclass_fields__.items()}, **TASK_DEFAULTS[task]}
+    default_model, default_batch, default_lr = defaults["model"], defaults["batch_size"], defaults["lr"]
+    default_augment = defaults["augment"]
     options = [
         click.option(
             "--train",
@@ -95,7 +102,7 @@ def train_options(default_model: str, default_batch: int, default_lr: float, def
         seed_option,
         device_option,
         workers_option,
-        click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes."),
+        quiet_option,
         nproc_option,
     ]
 
@@ -107,21 +114,12 @@ def train_options(default_model: str, default_batch: int, default_lr: float, def
     return decorate
 
 
-def run_training(train_fn: Callable, quiet: bool, **kwargs) -> None:
-    """Call a library training function with a progress bar; domain errors become click errors."""
-    from trainer.data.datasets import DataError
-    from trainer.models.build import WeightsError
-    from trainer.training.checkpoint import CheckpointError
-    from trainer.training.epoch import NonFiniteLossError, TqdmProgress
-    from trainer.training.loop import RunError
+def run_training(train_fn: Callable, quiet: bool, **settings) -> None:
+    """Call a library training function with a progress bar and notes on stderr, then print its summary as
+    JSON on stdout. Domain errors reach the root group, which prints them as one line (exit status 2)."""
+    from trainer.commands.progress import TqdmProgress, note_printer
 
-    progress = TqdmProgress(quiet=quiet)
-    note = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    try:
-        summary = train_fn(progress=progress, note=note, **kwargs)
-    except (DataError, WeightsError, CheckpointError, RunError, NonFiniteLossError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        progress.close()
+    with TqdmProgress(quiet=quiet) as progress:
+        summary = train_fn(progress=progress, note=note_printer(quiet), **settings)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary, not one per process
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))

@@ -8,7 +8,7 @@ from trainer.commands.train_common import run_training, train_options
 
 
 @click.command("detect", short_help="Train a detector (Faster R-CNN, Mask R-CNN, RetinaNet, FCOS).")
-@train_options("fasterrcnn_mobilenet_v3_large_fpn", 4, 0.01, "hflip")
+@train_options("detect")
 @click.option(
     "--trainable-backbone-layers",
     default=None,
@@ -32,36 +32,7 @@ from trainer.commands.train_common import run_training, train_options
     type=click.IntRange(0),
     help="Linear learning-rate warm-up steps in the first epoch.",
 )
-def detect(
-    train,
-    val,
-    out,
-    model,
-    epochs,
-    batch_size,
-    lr,
-    optimizer,
-    weight_decay,
-    weights,
-    freeze_backbone,
-    balanced,
-    augment,
-    resume,
-    init_from,
-    amp,
-    accum_steps,
-    epoch_size,
-    skip_bad,
-    tensorboard,
-    seed,
-    device,
-    workers,
-    quiet,
-    trainable_backbone_layers,
-    min_size,
-    max_size,
-    warmup_iters,
-):
+def detect(quiet, **settings):
     """Train a detector and write RUN/checkpoint.pth (every epoch), RUN/best.pth (best --val mAP),
     RUN/args.json and RUN/metrics.jsonl.
 
@@ -76,37 +47,6 @@ def detect(
     retinanet_resnet50_fpn(_v2), fcos_resnet50_fpn. Multi-GPU: torchrun --nproc_per_node=N -m trainer.cli
     train detect ...
     """
-    from trainer.commands.options import resolve_device
     from trainer.training.detect import train_detector
 
-    run_training(
-        train_detector,
-        quiet,
-        train=train,
-        out=out,
-        val=val,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weights=weights,
-        trainable_backbone_layers=trainable_backbone_layers,
-        freeze_backbone=freeze_backbone,
-        min_size=min_size,
-        max_size=max_size,
-        augment=augment,
-        balanced=balanced,
-        seed=seed,
-        device=resolve_device(device),
-        workers=workers,
-        resume=resume,
-        init_from=init_from,
-        amp=amp,
-        accum_steps=accum_steps,
-        skip_bad=skip_bad,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        warmup_iters=warmup_iters,
-        epoch_size=epoch_size,
-        tensorboard=tensorboard,
-    )
+    run_training(train_detector, quiet, **settings)

@@ -1,25 +1,26 @@
-"""`blendset train regress`: learn render parameters (camera angles, light energy, ...) from images (seed 003)."""
+"""`blendset train regress`: learn render parameters (camera angles, light energy, ...) from images, as the
+variability study does."""
 
 from __future__ import annotations
 
 import click
 
 from trainer.commands.launch import nproc_option
-from trainer.commands.options import device_option, seed_option, workers_option
+from trainer.commands.options import device_option, quiet_option, seed_option, workers_option
 from trainer.commands.train_common import run_training
 
 
 @click.command("regress", short_help="Regress recorded render parameters from images.")
 @click.option(
     "--train",
-    "train_path",
+    "train",
     required=True,
     type=click.Path(exists=True),
     help="A Blendset dataset (annotations.json with images[*].blendset.params).",
 )
 @click.option(
     "--val",
-    "val_path",
+    "val",
     type=click.Path(exists=True),
     default=None,
     help="Validation dataset that picks best.pth (default: the training set).",
@@ -59,25 +60,9 @@ from trainer.commands.train_common import run_training
 @seed_option
 @device_option
 @workers_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+@quiet_option
 @nproc_option
-def regress(
-    train_path,
-    val_path,
-    out,
-    targets,
-    model_name,
-    epochs,
-    batch_size,
-    lr,
-    image_size,
-    weights,
-    resume,
-    seed,
-    device,
-    workers,
-    quiet,
-):
+def regress(quiet, **settings):
     """Train a backbone with a linear head on normalized targets (each mapped from its training range onto
     [-1, 1], MSE loss). The naive baseline, always predicting the training mean, is reported beside the model.
 
@@ -89,24 +74,6 @@ def regress(
     With --nproc N (or under torchrun) each process takes --batch-size images per step: the global batch is
     N x --batch-size.
     """
-    from trainer.commands.options import resolve_device
     from trainer.training.regress import train_regression
 
-    run_training(
-        train_regression,
-        quiet,
-        train=train_path,
-        val=val_path,
-        out=out,
-        targets=targets,
-        model_name=model_name,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        image_size=image_size,
-        weights=weights,
-        seed=seed,
-        device=resolve_device(device),
-        workers=workers,
-        resume=resume,
-    )
+    run_training(train_regression, quiet, **settings)

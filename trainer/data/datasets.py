@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from shared.atomic import is_temp
+from shared.errors import BlendsetError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DataError(ValueError):
+class DataError(BlendsetError, ValueError):
     """A dataset that cannot be used as given; the message names the file and the problem."""
 
 
@@ -345,6 +348,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         for label, name in enumerate(classes):
             for fname in sorted(os.listdir(os.path.join(root, name))):
                 file = os.path.join(root, name, fname)
+                if is_temp(fname):
+                    self.skipped.append(Skip("image", os.path.join(name, fname), "an unfinished write (temp file)"))
+                    continue
                 if not fname.lower().endswith(IMAGE_EXTENSIONS):
                     self.skipped.append(Skip("image", os.path.join(name, fname), "not an image file extension"))
                     continue

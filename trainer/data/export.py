@@ -6,6 +6,7 @@ import os
 from collections import Counter
 from typing import Any
 
+from shared.atomic import atomic_path
 from trainer.data.datasets import CocoCrops, DataError
 
 
@@ -30,7 +31,10 @@ def export_yolo_dataset(
 
     source = load_coco_source(data, on_problem="skip" if skip_bad else "raise")
     _check_out(out, overwrite)
-    summary = export_yolo(source.data, source.images_root, out, link_images=link_images, segments=segments)
+    try:
+        summary = export_yolo(source.data, source.images_root, out, link_images=link_images, segments=segments)
+    except ValueError as exc:  # shared.yolo names the image or label file it cannot map
+        raise DataError(f"{data}: {exc}") from exc
     summary["skipped_on_load"] = [str(s) for s in source.skipped]
     return summary
 
@@ -56,9 +60,8 @@ def export_imagefolder(
         folder = safe_join(out, str(name))
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{image_id}_{ann_id}.png")
-        tmp = path + ".tmp.png"
-        Image.fromarray(crop.permute(1, 2, 0).numpy()).save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(crop.permute(1, 2, 0).numpy()).save(tmp)
         counts[name] += 1
     for c in ds.categories:  # empty class folders keep the class list complete for ImageFolder
         os.makedirs(safe_join(out, str(c["name"])), exist_ok=True)

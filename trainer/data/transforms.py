@@ -17,10 +17,10 @@ Recipe file (YAML or JSON): either the list itself or ``{"steps": [...]}``. Oper
   grayscale    p=0.1
   blur         p=0.3 sigma=[0.1, 2.0] kernel=5
   noise        p=0.3 std=0.03        (Gaussian, on [0, 1] pixels)
-  rain         p=0.2 intensity=0.5   (streak overlay from shared.post, as in seed 004)
+  rain         p=0.2 intensity=0.5   (streak overlay from shared.post, as in the rescue-scenes study)
   snow         p=0.2 intensity=0.5   (flake overlay from shared.post)
 
-Unknown operations or parameters raise ``ValueError`` naming them.
+Unknown operations or parameters raise ``DataError`` naming them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from trainer.data.datasets import DataError
 
 PRESETS: dict[str, list[tuple[str, dict]]] = {
     "none": [],
@@ -80,9 +82,9 @@ def parse_policy(spec: str | list | None) -> list[tuple[str, dict]]:
             try:
                 parsed = yaml.safe_load(spec)
             except yaml.YAMLError as exc:
-                raise ValueError(f"augmentation {spec!r}: not a preset, a file or valid YAML ({exc})") from exc
+                raise DataError(f"augmentation {spec!r}: not a preset, a file or valid YAML ({exc})") from exc
             if not isinstance(parsed, (list, dict)):
-                raise ValueError(
+                raise DataError(
                     f"unknown augmentation preset {spec!r}; presets: {', '.join(PRESETS)}, "
                     "or give a recipe file / inline YAML list"
                 )
@@ -112,14 +114,14 @@ def _parse_step(step: Any) -> tuple[str, dict]:
         op, params = next(iter(step.items()))
         params = params or {}
     else:
-        raise ValueError(f"augmentation step {step!r}: write 'op' or {{op: {{param: value}}}}")
+        raise DataError(f"augmentation step {step!r}: write 'op' or {{op: {{param: value}}}}")
     if op not in DEFAULTS:
-        raise ValueError(f"unknown augmentation {op!r}; known: {', '.join(DEFAULTS)}")
+        raise DataError(f"unknown augmentation {op!r}; known: {', '.join(DEFAULTS)}")
     if not isinstance(params, dict):
-        raise ValueError(f"augmentation {op!r}: parameters must be a mapping, got {params!r}")
+        raise DataError(f"augmentation {op!r}: parameters must be a mapping, got {params!r}")
     unknown = set(params) - set(DEFAULTS[op])
     if unknown:
-        raise ValueError(f"augmentation {op!r}: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS[op])}")
+        raise DataError(f"augmentation {op!r}: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS[op])}")
     return op, dict(DEFAULTS[op], **params)
 
 
@@ -157,10 +159,10 @@ def _weather(kind: str, intensity: float) -> Callable[[torch.Tensor], torch.Tens
     try:
         from shared import post
     except ImportError as exc:
-        raise ValueError(f"augmentation {kind!r} needs shared.post ({exc})") from exc
+        raise DataError(f"augmentation {kind!r} needs shared.post ({exc})") from exc
     overlay = getattr(post, kind, None)
     if overlay is None:
-        raise ValueError(f"augmentation {kind!r} needs shared.post.{kind}, which this install does not have")
+        raise DataError(f"augmentation {kind!r} needs shared.post.{kind}, which this install does not have")
 
     def apply(img: torch.Tensor) -> torch.Tensor:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())  # follows torch's seeding, so workers differ
@@ -213,7 +215,7 @@ class ScaleCrop:
 
     def __init__(self, lo: float, hi: float):
         if not 0 < lo <= hi <= 1:
-            raise ValueError(f"scale_crop scale must satisfy 0 < lo <= hi <= 1, got [{lo}, {hi}]")
+            raise DataError(f"scale_crop scale must satisfy 0 < lo <= hi <= 1, got [{lo}, {hi}]")
         self.lo, self.hi = lo, hi
 
     def __call__(self, image, target):

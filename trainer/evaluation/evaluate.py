@@ -13,20 +13,22 @@ Files written (all atomically):
   detections.json         detection: COCO results format (image_id, category_id, bbox xywh, score)
   predictions.csv         classification: index,image_id,annotation_id,true,pred,score (true/pred are class names)
 
-A ``regress`` checkpoint is handed to ``trainer.training.regress.evaluate_regression``.
+A ``regress`` checkpoint is handed to ``trainer.evaluation.regress.evaluate_regression``; the files themselves
+are written by ``trainer/evaluation/report.py``.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from shared.atomic import atomic_write
+from shared.progress import Note, silent
 from trainer.data.datasets import DataError, dataset_name
 from trainer.evaluation.metrics import (
     attribute_value,
@@ -41,7 +43,18 @@ from trainer.evaluation.metrics import (
     precision_recall_f1,
     worst_first,
 )
+from trainer.evaluation.report import (
+    plot_bins,
+    plot_class_accuracy,
+    plot_confusion,
+    plot_pr_curves,
+    safe_name,
+    write_csv,
+    write_json,
+    write_matrix,
+)
 from trainer.training.checkpoint import find_checkpoint, load_checkpoint
+from trainer.training.loop import resolve_device
 
 
 def evaluate_run(
@@ -60,7 +73,7 @@ def evaluate_run(
     resample_size: int | None = None,
     skip_bad: bool = False,
     seed: int = 0,
-    note: Callable[[str], None] = lambda s: None,
+    note: Note = silent,
 ) -> dict[str, Any]:
     """Evaluate ``run_dir``'s best checkpoint (else its latest) on ``data_path``; returns the metrics dict.
 
@@ -69,8 +82,6 @@ def evaluate_run(
         (AP uses all of them).
     :param resample_size: images per class in each bootstrap resample (default: the class's count).
     """
-    from trainer.training.detect import resolve_device
-
     ckpt_path = find_checkpoint(run_dir, prefer_best=True)
     ckpt = load_checkpoint(ckpt_path)
     name = name or dataset_name(data_path)
@@ -80,7 +91,7 @@ def evaluate_run(
         out_dir = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "eval", name)
     specs = [parse_attribute_spec(s) for s in by_attribute]
     if ckpt["task"] == "regress":
-        from trainer.training.regress import evaluate_regression
+        from trainer.evaluation.regress import evaluate_regression
 
         return evaluate_regression(run_dir, data_path, out_dir, tuple(by_attribute), device)
     device = resolve_device(device)
@@ -113,7 +124,7 @@ def evaluate_run(
             note,
         )
     metrics = {"task": ckpt["task"], **common, **metrics}
-    _write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    write_json(os.path.join(out_dir, "metrics.json"), metrics)
     metrics["out_dir"] = out_dir
     return metrics
 
@@ -136,8 +147,8 @@ def _evaluate_detection(
 ) -> dict[str, Any]:
     from trainer.data.datasets import CocoDetection, describe_skips, detection_collate
     from trainer.data.transforms import detection_transforms
+    from trainer.evaluation.predict import predict_detection
     from trainer.training.detect import build_detector_from_checkpoint
-    from trainer.training.epoch import predict_detection
 
     ds = CocoDetection(data_path, detection_transforms([]), on_problem="skip" if skip_bad else "raise")
     note(describe_skips(dataset_name(data_path), ds.skipped))
@@ -175,13 +186,13 @@ def _evaluate_detection(
     labels = [cat_names[c] for c in match["categories"]] + ["background"]
     sliced = [_slice_detection(gt, results, match, spec, iou_threshold, score_threshold) for spec in specs]
 
-    _write_json(os.path.join(out_dir, "detections.json"), results)
-    _write_csv(
+    write_json(os.path.join(out_dir, "detections.json"), results)
+    write_csv(
         os.path.join(out_dir, "per_class.csv"),
         rows,
         ["name", "id", "gt", "AP", "AP50", "AP75", "precision", "recall", "f1", "tp", "fp", "fn"],
     )
-    _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), match["confusion"], labels)
+    write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), match["confusion"], labels)
     plot_confusion(
         os.path.join(out_dir, "confusion_matrix.png"),
         match["confusion"],
@@ -190,8 +201,8 @@ def _evaluate_detection(
     )
     plot_pr_curves(os.path.join(out_dir, "pr_curves.png"), coco["pr_curves"])
     for s in sliced:
-        _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
-        plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("recall", "AP50"))
+        write_csv(os.path.join(out_dir, f"by_{safe_name(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
+        plot_bins(os.path.join(out_dir, f"by_{safe_name(s['attribute'])}.png"), s, ("recall", "AP50"))
     return {
         "images": len(ds),
         "detections": len(results),
@@ -290,8 +301,8 @@ def _evaluate_classification(
 ) -> dict[str, Any]:
     from trainer.data.datasets import classification_dataset, describe_skips
     from trainer.data.transforms import classification_transforms
+    from trainer.evaluation.predict import predict_classification
     from trainer.training.classify import build_classifier_from_checkpoint
-    from trainer.training.epoch import predict_classification
 
     tf = classification_transforms(int(ckpt.get("image_size", 224)), [], bool(ckpt.get("grayscale", False)))
     ds = classification_dataset(
@@ -315,23 +326,23 @@ def _evaluate_classification(
     accuracy = float(np.mean(np.asarray(true) == np.asarray(pred))) if true else None
     sliced = [_slice_classification(ds, true, pred, spec) for spec in specs]
 
-    with _atomic(os.path.join(out_dir, "predictions.csv")) as f:
+    with atomic_write(os.path.join(out_dir, "predictions.csv"), newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "image_id", "annotation_id", "true", "pred", "score"])
         for i, (t, p, s) in enumerate(zip(true, pred, score, strict=True)):
             image_id, ann_id = ds.meta[i]
             w.writerow([i, image_id, "" if ann_id is None else ann_id, names[t], names[p], f"{s:.5f}"])
-    _write_csv(
+    write_csv(
         os.path.join(out_dir, "per_class.csv"),
         rows,
         ["name", "n", "accuracy", "ci_low", "ci_high", "mean", "min", "max"],
     )
-    _write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
+    write_matrix(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
     plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names, "classification")
     plot_class_accuracy(os.path.join(out_dir, "per_class_accuracy.png"), rows)
     for s in sliced:
-        _write_csv(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
-        plot_bins(os.path.join(out_dir, f"by_{_safe(s['attribute'])}.png"), s, ("accuracy",))
+        write_csv(os.path.join(out_dir, f"by_{safe_name(s['attribute'])}.csv"), s["bins"], list(s["bins"][0]))
+        plot_bins(os.path.join(out_dir, f"by_{safe_name(s['attribute'])}.png"), s, ("accuracy",))
     return {
         "samples": len(ds),
         "accuracy": accuracy,
@@ -376,125 +387,3 @@ def _slice_classification(ds, true, pred, spec) -> dict[str, Any]:
         "bins": rows,
         "missing": sum(v is None for v in values),
     }
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Files and plots
-
-
-class _atomic:
-    """``with _atomic(path) as f:`` writes ``path.tmp`` and renames it into place on success."""
-
-    def __init__(self, path: str):
-        self.path, self.tmp = path, path + ".tmp"
-
-    def __enter__(self):
-        self.f = open(self.tmp, "w", newline="", encoding="utf-8")
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb):
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-
-
-def _write_json(path: str, value: Any) -> None:
-    with _atomic(path) as f:
-        json.dump(value, f, indent=1, default=float)
-
-
-def _write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
-    with _atomic(path) as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-
-
-def _write_matrix(path: str, matrix: np.ndarray, labels: list[str]) -> None:
-    with _atomic(path) as f:
-        w = csv.writer(f)
-        w.writerow(["true \\ pred", *labels])
-        for label, row in zip(labels, matrix.tolist(), strict=True):
-            w.writerow([label, *row])
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path: str) -> None:
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def plot_confusion(path: str, matrix: np.ndarray, labels: list[str], title: str) -> None:
-    plt = _figure()
-    size = 2 + 0.5 * len(labels)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-    _save(plt, fig, path)
-
-
-def plot_pr_curves(path: str, curves: dict) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    recall = curves["recall"]
-    for name, c in curves["per_class"].items():
-        prec = [np.nan if v is None else v for v in c["iou50"]]
-        ax.plot(recall, prec, label=name)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.05)
-    ax.set_title("precision-recall at IoU 0.5")
-    ax.legend(fontsize=7)
-    _save(plt, fig, path)
-
-
-def plot_class_accuracy(path: str, rows: list[dict]) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 1 + 0.35 * len(rows)))
-    names = [r["name"] for r in rows]
-    acc = [np.nan if r["accuracy"] is None else r["accuracy"] for r in rows]
-    lo = [0 if r["ci_low"] is None else r["accuracy"] - r["ci_low"] for r in rows]
-    hi = [0 if r["ci_high"] is None else r["ci_high"] - r["accuracy"] for r in rows]
-    ax.barh(names, acc, xerr=[lo, hi], color="tab:blue", alpha=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy (95% bootstrap interval)")
-    ax.invert_yaxis()
-    _save(plt, fig, path)
-
-
-def plot_bins(path: str, sliced: dict, keys: Sequence[str]) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    labels = [b["bin"] for b in sliced["bins"]]
-    for key in keys:
-        ys = [np.nan if b.get(key) is None else b[key] for b in sliced["bins"]]
-        ax.plot(range(len(labels)), ys, marker="o", label=key)
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel(sliced["attribute"])
-    ax.legend()
-    _save(plt, fig, path)

@@ -1,9 +1,9 @@
 """Detection and classification metrics, as plain numbers and tables (no plotting, no files).
 
 Detection: COCO AP (pycocotools) with a per-class table, precision / recall / F1 at one IoU and score threshold
-(seed 004 reports these), PR curves, and a confusion matrix with a background row and column.
-Classification: accuracy per class with bootstrap intervals (seed 000: 500 resamples of 200 images per class),
-the confusion matrix, worst classes first.
+(the rescue-scenes study reports these), PR curves, and a confusion matrix with a background row and column.
+Classification: accuracy per class with bootstrap intervals (the bias-fix study: 500 resamples of 200 images
+per class), the confusion matrix, worst classes first.
 Slicing: any metric per bin of an annotation attribute (occlusion, truncation, depth_median ...) or an image field
 (``camera.elevation_deg`` from ``images[*].blendset.params``).
 """
@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from shared.errors import BlendsetError
+
 COCO_STATS = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+class EvaluationError(BlendsetError, ValueError):
+    """An evaluation that cannot run as asked (a bad --by-attribute spec, ...)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -255,7 +261,8 @@ def bootstrap_class_accuracy(
     """Per-class accuracy with a percentile bootstrap interval.
 
     For each class, ``n_resamples`` samples of ``resample_size`` images of that class (default: as many as the
-    class has, which gives an interval for the measured accuracy; seed 000 used 200) are drawn with replacement.
+    class has, which gives an interval for the measured accuracy; the bias-fix study used 200) are drawn with
+    replacement.
     ``ci`` is the central ``confidence`` share of the resampled accuracies, ``min``/``max`` their extremes.
     Classes without samples get None.
     """
@@ -351,23 +358,23 @@ def parse_attribute_spec(spec: str) -> tuple[str, int | list[float]]:
     """``occlusion`` (5 bins), ``occlusion:4`` (4 equal-width bins) or ``occlusion:0,0.25,0.5,1`` (edges)."""
     name, _, bins = spec.partition(":")
     if not name:
-        raise ValueError(f"--by-attribute {spec!r}: no attribute name")
+        raise EvaluationError(f"--by-attribute {spec!r}: no attribute name")
     if not bins:
         return name, 5
     if "," in bins:
         try:
             edges = sorted(float(x) for x in bins.split(","))
         except ValueError as exc:
-            raise ValueError(f"--by-attribute {spec!r}: bin edges must be numbers") from exc
+            raise EvaluationError(f"--by-attribute {spec!r}: bin edges must be numbers") from exc
         if len(edges) < 2:
-            raise ValueError(f"--by-attribute {spec!r}: give at least two edges")
+            raise EvaluationError(f"--by-attribute {spec!r}: give at least two edges")
         return name, edges
     try:
         n = int(bins)
     except ValueError as exc:
-        raise ValueError(f"--by-attribute {spec!r}: BINS is a count or comma-separated edges") from exc
+        raise EvaluationError(f"--by-attribute {spec!r}: BINS is a count or comma-separated edges") from exc
     if n < 1:
-        raise ValueError(f"--by-attribute {spec!r}: at least one bin")
+        raise EvaluationError(f"--by-attribute {spec!r}: at least one bin")
     return name, n
 
 

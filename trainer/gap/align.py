@@ -1,5 +1,5 @@
 """``blendset gap align``: fit real box metadata with a Gaussian mixture and write one weighted generator
-component per Gaussian (seed 002, 4.6.3; bag mAP 0.196 -> 0.454 after aligning box area).
+component per Gaussian (the gap thesis, 4.6.3; bag mAP 0.196 -> 0.454 after aligning box area).
 
 1. Real boxes -> (log10 box area share, box centre y), standardised. GaussianMixture for K = 2..max, K chosen
    by the silhouette score of its labels; K = 1 when BIC prefers one Gaussian over the best K (no structure).
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.atomic import write_json
 from trainer.gap import GapError
 
 MIN_CY_SHIFT = 0.05
@@ -226,16 +227,15 @@ def align(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the aligned config to ``out`` and a report next to it (``<out stem>.align.json``)."""
-    from shared.coco import write_json_atomic
     from shared.config import CameraRandomizer, DatasetConfig, MixtureComponent, load_config, save_config
-    from trainer.gap.metadata import check_classes, geometry_table, load_dataset
+    from trainer.gap.metadata import category_names, check_classes, geometry_table, load_dataset
 
     if os.path.exists(out) and not overwrite:
         raise GapError(f"{out!r} exists; pass --overwrite to replace")
     base = load_config(config)
     syn = load_dataset(synthetic, "synthetic")
     rea = load_dataset(real, "real")
-    notes = check_classes(_cats(syn), _cats(rea))
+    notes = check_classes(category_names(syn), category_names(rea))
     syn_geo, real_geo = geometry_table(syn), geometry_table(rea)
     if len(real_geo["annotation_id"]) == 0:
         raise GapError(f"the real set {real!r} has no boxes: nothing to align to")
@@ -301,9 +301,5 @@ def align(
     }
     if len(x) < 30:
         report["notes"].append(f"only {len(x)} real boxes: the mixture is a rough fit")
-    write_json_atomic(os.path.splitext(out)[0] + ".align.json", report, indent=2)
+    write_json(os.path.splitext(out)[0] + ".align.json", report, indent=2)
     return report
-
-
-def _cats(loaded: Any) -> dict[int, str]:
-    return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}

@@ -1,5 +1,9 @@
 """``blendset gap analyze``: how far is the synthetic set from the real one, metadata by metadata and in feature
 space. Writes ``gap.json`` (numbers), ``report.html`` (one self-contained file) and per-box metadata CSVs.
+
+Longer than most modules because the report's HTML sections live next to the numbers they show; it also holds
+what ``score``, ``predict`` and ``suggest`` share with it (:func:`load_pair`, :func:`prepare_out`,
+:func:`write_metadata_csv`).
 """
 
 from __future__ import annotations
@@ -7,12 +11,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from shared.atomic import atomic_write, write_json, write_text
+from shared.progress import ProgressFn
 from trainer.gap import GapError
 from trainer.gap import distances as dist
 from trainer.gap import report as rp
@@ -20,7 +25,7 @@ from trainer.gap.metadata import (
     METADATA,
     SHAPE_NOTE,
     DatasetMeta,
-    MetaSpec,
+    category_names,
     check_classes,
     column,
     compute_metadata,
@@ -28,7 +33,6 @@ from trainer.gap.metadata import (
 )
 
 MIN_STABLE_REAL = 30  # below this many real samples the report warns that its statistics are unstable
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -42,23 +46,15 @@ class GapInputs:
     notes: list[str]
 
 
-def load_pair(synthetic: str, real: str, progress: Progress | None = None) -> GapInputs:
+def load_pair(synthetic: str, real: str, progress: ProgressFn | None = None) -> GapInputs:
+    """Load both datasets, match their classes and compute their metadata (progress stages
+    ``metadata (synthetic)`` and ``metadata (real)``)."""
     syn = load_dataset(synthetic, "synthetic")
     rea = load_dataset(real, "real")
-    notes = check_classes(_cats(syn), _cats(rea))
-    meta_syn = compute_metadata(syn, "synthetic", _stage(progress, "metadata (synthetic)"))
-    meta_real = compute_metadata(rea, "real", _stage(progress, "metadata (real)"))
+    notes = check_classes(category_names(syn), category_names(rea))
+    meta_syn = compute_metadata(syn, "synthetic", progress)
+    meta_real = compute_metadata(rea, "real", progress)
     return GapInputs(syn, rea, meta_syn, meta_real, notes)
-
-
-def _cats(loaded: Any) -> dict[int, str]:
-    return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}
-
-
-def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress(name, done, total)
 
 
 def stability_warnings(meta_real: DatasetMeta) -> list[str]:
@@ -175,17 +171,16 @@ def analyze(
     device: str = "cpu",
     overwrite: bool = False,
     seed: int = 0,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Measure the gap; returns what ``gap.json`` holds."""
-    from shared.coco import write_json_atomic
     from trainer.gap.features import build_extractor, embed_dataset
 
     prepare_out(out, ("gap.json", "report.html"), overwrite)
     inputs = load_pair(synthetic, real, progress)
     ext = build_extractor(extractor, size=size, device=device)
-    emb_s = embed_dataset(inputs.synthetic, ext, boxes=True, progress=_stage(progress, "features (synthetic)"))
-    emb_r = embed_dataset(inputs.real, ext, boxes=True, progress=_stage(progress, "features (real)"))
+    emb_s = embed_dataset(inputs.synthetic, ext, boxes=True, progress=progress, stage="features (synthetic)")
+    emb_r = embed_dataset(inputs.real, ext, boxes=True, progress=progress, stage="features (real)")
 
     rows = compare_metadata(inputs.meta_syn, inputs.meta_real)
     feats = {"image": feature_metrics(emb_r.images, emb_s.images, k)}
@@ -226,17 +221,15 @@ def analyze(
     }
     write_metadata_csv(os.path.join(out, "synthetic_boxes.csv"), inputs.meta_syn.boxes)
     write_metadata_csv(os.path.join(out, "real_boxes.csv"), inputs.meta_real.boxes)
-    write_json_atomic(os.path.join(out, "gap.json"), result, indent=2)
+    write_json(os.path.join(out, "gap.json"), result, indent=2)
     html_text = render_report(result, rows, feats, inputs.meta_syn, (proj_r, proj_s), projection)
-    rp.write_html(os.path.join(out, "report.html"), html_text)
+    write_text(os.path.join(out, "report.html"), html_text)
     return result
 
 
 def shape_scores(emb_r: Any, emb_s: Any, meta_syn: DatasetMeta, k: int) -> list[dict[str, Any]]:
-    """Seed 002 5.4.2: the mean likelihood (KNN score) of each object shape's synthetic boxes under the real
-    box features, worst first. Seed 002 removed the two worst shapes and mAP rose on all three sets."""
-    from trainer.gap.filter import likelihood_scores
-
+    """The gap thesis, 5.4.2: the mean likelihood (KNN score) of each object shape's synthetic boxes under the
+    real box features, worst first. The thesis removed the two worst shapes and mAP rose on all three sets."""
     shapes = meta_syn.boxes.get("shape")
     if shapes is None or len(emb_r.boxes) < 2 or len(emb_s.boxes) == 0:
         return []
@@ -244,7 +237,7 @@ def shape_scores(emb_r: Any, emb_s: Any, meta_syn: DatasetMeta, k: int) -> list[
     names = np.asarray([by_id.get(int(a), "") for a in emb_s.annotation_ids], dtype=object)
     if len(set(names[names != ""])) < 2:
         return []
-    scores = likelihood_scores(emb_r.boxes, emb_s.boxes, "knn", k)
+    scores = dist.likelihood_scores(emb_r.boxes, emb_s.boxes, "knn", k)
     out = [
         {"shape": str(n), "boxes": int((names == n).sum()), "mean_score": float(scores[names == n].mean())}
         for n in sorted(set(names[names != ""]))
@@ -275,13 +268,11 @@ def synthetic_only_summary(meta: DatasetMeta) -> dict[str, Any]:
 def write_metadata_csv(path: str, table: dict[str, np.ndarray]) -> None:
     keys = list(table)
     n = len(table[keys[0]]) if keys else 0
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys)
         for i in range(n):
             w.writerow([_cell(table[key][i]) for key in keys])
-    os.replace(tmp, path)
 
 
 def _cell(v: Any) -> Any:
@@ -317,7 +308,7 @@ def render_report(
     parts.append("<h2>Metadata gaps, largest first</h2>")
     parts.append(
         "<p class='small'>Bhattacharyya distance D<sub>B</sub> = −ln Σ√(p·q) between the two histograms "
-        "(0 = identical; capped at 13.8 = no overlap). Rows marked ★ are the metadata seed 002 found to "
+        "(0 = identical; capped at 13.8 = no overlap). Rows marked ★ are the metadata the gap thesis found to "
         "change detection mAP when aligned.</p>"
     )
     max_d = max([row["bhattacharyya"] for row in rows] + [1e-9])
@@ -338,7 +329,7 @@ def render_report(
         )
     parts.append(
         rp.table(
-            ["metadata", "D_B", "synthetic median", "real median", "seed 002"],
+            ["metadata", "D_B", "synthetic median", "real median", "note"],
             table_rows,
             [False, True, True, True, False],
         )
@@ -373,7 +364,7 @@ def _what_matters(rows: list[dict[str, Any]]) -> str:
     )
     return rp.box(
         "note",
-        "<b>What to fix first.</b> Seed 002 found four gaps that change detection results when closed: box area "
+        "<b>What to fix first.</b> The gap thesis found four gaps that change detection results when closed: box area "
         "(its largest effect: bag mAP 0.196 → 0.454 after aligning), position/orientation, background "
         "similarity and object shape. Image blur, brightness, contrast, entropy and sharpness showed no mAP gain "
         f"when aligned. In this pair:<ul>{items}</ul>"
@@ -462,10 +453,3 @@ def _synthetic_only_section(result: dict[str, Any], meta_syn: DatasetMeta) -> st
         rows = [[r["shape"], r["boxes"], r["mean_score"]] for r in result["shape_scores"]]
         out.append(rp.table(["shape", "boxes", "mean score"], rows, [False, True, True]))
     return "".join(out)
-
-
-def spec_by_name(name: str) -> MetaSpec:
-    for s in METADATA:
-        if s.name == name:
-            return s
-    raise GapError(f"unknown metadata {name!r}")

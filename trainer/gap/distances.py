@@ -191,6 +191,22 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
     }
 
 
+def likelihood_scores(real: np.ndarray, synthetic: np.ndarray, method: str = "knn", k: int = 5) -> np.ndarray:
+    """How likely each synthetic row is under the real feature distribution; higher = more like the real set.
+
+    ``knn``: minus the mean distance to the ``k`` nearest real rows; ``kde``: Gaussian KDE log-density. Features
+    are scaled by the real set's own spread (not the pooled one: outliers would inflate the pooled spread of
+    exactly the dimensions they stand out in). ``filter`` cuts on these scores; ``analyze`` ranks shapes by them."""
+    if len(real) < 2:
+        raise GapError(f"scoring needs at least 2 real samples, got {len(real)}")
+    r, s = standardize_to(real, synthetic)
+    if method == "knn":
+        return -knn_distance(s, r, k)
+    if method == "kde":
+        return kde_log_likelihood(r, s)
+    raise GapError(f"unknown scoring method {method!r}; use knn or kde")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Cuts and uncertainty
 

@@ -1,4 +1,4 @@
-"""Pluggable feature extractors for the feature-space gap (seed 002, section 4.7).
+"""Pluggable feature extractors for the feature-space gap (the gap thesis, section 4.7).
 
 ``--extractor`` takes one of:
 
@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from shared.progress import ProgressFn, Step
 from trainer.gap import GapError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BOX_CONTEXT = 0.1  # box crops grow by this share of their size on each side
 
 
@@ -59,6 +58,8 @@ class Extractor:
 
     def _forward(self, batch: list[np.ndarray]) -> np.ndarray:
         import torch
+
+        from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -243,9 +244,11 @@ def embed_dataset(
     loaded: Any,
     extractor: Extractor,
     boxes: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
+    stage: str = "features",
 ) -> Embeddings:
-    """Whole-image features and (``boxes``) box-crop features; each image is read once."""
+    """Whole-image features and (``boxes``) box-crop features; each image is read once. ``progress`` gets one
+    :class:`~shared.progress.Step` of ``stage`` per image read."""
     from trainer.gap.metadata import iter_images
 
     data = loaded.data
@@ -265,7 +268,7 @@ def embed_dataset(
                 ann_ids.append(int(a["id"]))
                 crops.append(_resize(box_crop(rgb, a["bbox"]), extractor.size))
         if progress:
-            progress(i + 1, total)
+            progress(Step(stage, i + 1, total))
     img_feats = extractor.embed(small)
     box_feats = extractor.embed(crops) if crops else np.zeros((0, img_feats.shape[1]), dtype=np.float32)
     return Embeddings(np.asarray(image_ids), img_feats, np.asarray(ann_ids, dtype=np.int64), box_feats)

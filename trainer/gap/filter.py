@@ -1,17 +1,17 @@
 """``blendset gap filter``: drop the synthetic images (and boxes) least likely under the real feature
-distribution (seed 002, 4.7 and 5.4.4: chair mAP 0.429 -> 0.465 after filtering).
+distribution (the gap thesis, 4.7 and 5.4.4: chair mAP 0.429 -> 0.465 after filtering).
 
-Every synthetic image is scored by its features' likelihood under the real set: ``knn`` (minus the mean
-distance to the k nearest real images; the default, robust with ~100 real images) or ``kde`` (Gaussian KDE
-log-density in the real set's top principal components). The cut is the knee of the sorted scores (Kneedle) or
-a fixed ``keep`` share.
+Every synthetic image is scored by its features' likelihood under the real set
+(:func:`trainer.gap.distances.likelihood_scores`): ``knn`` (minus the mean distance to the k nearest real images;
+the default, robust with ~100 real images) or ``kde`` (Gaussian KDE log-density in the real set's top principal
+components). The cut is the knee of the sorted scores (Kneedle) or a fixed ``keep`` share.
 
 Boxes: with ``level="box"`` or ``"both"`` box crops are scored the same way, and low boxes are taken out of images
 that stay. The pixels must stay consistent with the labels, so a dropped box is either
 
 - ``blackout`` (default): its pixels are painted black (mask-exact when the dataset has instance maps, keeping
   the pixels of every kept object; the whole box otherwise), and the annotation is removed: no unlabelled
-  object remains for a detector to learn as background. Seed 002 calls this "black-boxed".
+  object remains for a detector to learn as background. The gap thesis calls this "black-boxed".
 - ``ignore``: pixels untouched, the annotation stays with ``iscrowd: 1`` and ``ignore: 1``: COCO evaluation and
   trainers that honour crowd regions skip it. Choose it only if your trainer does (torchvision's reference
   loader drops crowd boxes, which turns the object into background).
@@ -23,28 +23,15 @@ import csv
 import math
 import os
 import shutil
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from shared.atomic import atomic_path, atomic_write, write_json
+from shared.progress import ProgressFn, Step
 from trainer.gap import GapError
 from trainer.gap import distances as dist
-
-Progress = Callable[[str, int, int], None]
-
-
-def likelihood_scores(real: np.ndarray, synthetic: np.ndarray, method: str = "knn", k: int = 5) -> np.ndarray:
-    """Higher = more like the real set. Features are scaled by the real set's own spread (not the pooled one:
-    outliers would inflate the pooled spread of exactly the dimensions they stand out in)."""
-    if len(real) < 2:
-        raise GapError(f"scoring needs at least 2 real samples, got {len(real)}")
-    r, s = dist.standardize_to(real, synthetic)
-    if method == "knn":
-        return -dist.knn_distance(s, r, k)
-    if method == "kde":
-        return dist.kde_log_likelihood(r, s)
-    raise GapError(f"unknown scoring method {method!r}; use knn or kde")
+from trainer.gap.metadata import category_names, check_classes, image_path, load_dataset, read_rgb
 
 
 def choose_cut(scores: np.ndarray, keep: float | None = None, max_drop: float = 0.5) -> tuple[int, str]:
@@ -76,14 +63,11 @@ def filter_dataset(
     link: bool = False,
     device: str = "cpu",
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Write a filtered copy of ``synthetic`` to ``out`` (images/ + annotations.json + scores.csv +
     filter.json). Returns the summary written to filter.json."""
-    from shared.coco import write_json_atomic
-    from trainer.gap.analyze import _stage
     from trainer.gap.features import build_extractor, embed_dataset
-    from trainer.gap.metadata import check_classes, load_dataset
 
     if level not in ("image", "box", "both"):
         raise GapError(f"unknown level {level!r}; use image, box or both")
@@ -92,13 +76,13 @@ def filter_dataset(
     _prepare(out, synthetic, overwrite)
     syn = load_dataset(synthetic, "synthetic")
     rea = load_dataset(real, "real")
-    notes = check_classes(_cats(syn), _cats(rea))
+    notes = check_classes(category_names(syn), category_names(rea))
     ext = build_extractor(extractor, size=size, device=device)
     want_boxes = level != "image"
-    emb_s = embed_dataset(syn, ext, boxes=want_boxes, progress=_stage(progress, "features (synthetic)"))
-    emb_r = embed_dataset(rea, ext, boxes=want_boxes, progress=_stage(progress, "features (real)"))
+    emb_s = embed_dataset(syn, ext, boxes=want_boxes, progress=progress, stage="features (synthetic)")
+    emb_r = embed_dataset(rea, ext, boxes=want_boxes, progress=progress, stage="features (real)")
 
-    image_scores = likelihood_scores(emb_r.images, emb_s.images, method, k)
+    image_scores = dist.likelihood_scores(emb_r.images, emb_s.images, method, k)
     drop_images: set[int] = set()
     image_rule = "no image-level filtering"
     if level in ("image", "both"):
@@ -111,12 +95,12 @@ def filter_dataset(
     if want_boxes:
         if len(emb_r.boxes) < 2:
             raise GapError(f"box-level filtering needs at least 2 real boxes, got {len(emb_r.boxes)}")
-        box_scores = likelihood_scores(emb_r.boxes, emb_s.boxes, method, k)
+        box_scores = dist.likelihood_scores(emb_r.boxes, emb_s.boxes, method, k)
         n_drop, box_rule = choose_cut(box_scores, keep, max_drop)
         order = np.argsort(box_scores, kind="stable")
         drop_boxes = {int(emb_s.annotation_ids[i]) for i in order[:n_drop]}
 
-    summary = write_filtered(syn, out, drop_images, drop_boxes, box_mode, link, _stage(progress, "writing"))
+    summary = write_filtered(syn, out, drop_images, drop_boxes, box_mode, link, progress)
     summary.update(
         {
             "synthetic": synthetic,
@@ -137,7 +121,7 @@ def filter_dataset(
         }
     )
     _write_scores(os.path.join(out, "scores.csv"), syn, emb_s, image_scores, drop_images, box_scores, drop_boxes)
-    write_json_atomic(os.path.join(out, "filter.json"), summary, indent=2)
+    write_json(os.path.join(out, "filter.json"), summary, indent=2)
     return summary
 
 
@@ -146,10 +130,6 @@ BOX_MODES = {
     "objects' pixels) and their annotations removed",
     "ignore": "dropped boxes keep their pixels; their annotations stay with iscrowd=1 and ignore=1",
 }
-
-
-def _cats(loaded: Any) -> dict[int, str]:
-    return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}
 
 
 def _prepare(out: str, synthetic: str, overwrite: bool) -> None:
@@ -169,12 +149,11 @@ def write_filtered(
     drop_boxes: set[int],
     box_mode: str,
     link: bool,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Copy (or hard-link) kept images, black out or mark dropped boxes, write annotations.json last."""
-    from shared.coco import write_json_atomic
+    """Copy (or hard-link) kept images, black out or mark dropped boxes, write annotations.json last (progress
+    stage ``writing``)."""
     from shared.layout import safe_join
-    from trainer.gap.metadata import image_path, read_rgb
 
     data = loaded.data
     anns_by_image: dict[int, list[dict[str, Any]]] = {}
@@ -203,7 +182,7 @@ def write_filtered(
                 anns_out.extend({**a, "iscrowd": 1, "ignore": 1} for a in gone)
         images_out.append(image)
         if progress:
-            progress(i + 1, len(kept))
+            progress(Step("writing", i + 1, len(kept)))
     info = dict(data.get("info") or {})
     info["blendset_filter"] = {
         "images_dropped": len(drop_images),
@@ -212,7 +191,8 @@ def write_filtered(
         "explained": BOX_MODES[box_mode],
     }
     coco = {**data, "info": info, "images": images_out, "annotations": anns_out}
-    write_json_atomic(os.path.join(out, "annotations.json"), coco)
+    # fsync: an annotations.json in OUT is what marks the filtered dataset as complete (see _prepare)
+    write_json(os.path.join(out, "annotations.json"), coco, indent=None, fsync=True)
     return {
         "images_out": len(images_out),
         "annotations_out": len(anns_out),
@@ -262,12 +242,11 @@ def _instance_map(loaded: Any, image: dict[str, Any]) -> np.ndarray | None:
 def _save_image(rgb: np.ndarray, dst: str) -> None:
     from PIL import Image
 
-    tmp = dst + ".tmp" + os.path.splitext(dst)[1]
-    if dst.lower().endswith((".jpg", ".jpeg")):
-        Image.fromarray(rgb).save(tmp, quality=95)
-    else:
-        Image.fromarray(rgb).save(tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        if dst.lower().endswith((".jpg", ".jpeg")):
+            Image.fromarray(rgb).save(tmp, quality=95)
+        else:
+            Image.fromarray(rgb).save(tmp)
 
 
 def _copy(src: str, dst: str, link: bool) -> None:
@@ -292,8 +271,7 @@ def _write_scores(
     drop_boxes: set[int],
 ) -> None:
     names = {int(im["id"]): im["file_name"] for im in loaded.data["images"]}
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["level", "image_id", "annotation_id", "file_name", "score", "dropped"])
         for iid, s in zip(emb.image_ids, image_scores, strict=True):
@@ -303,4 +281,3 @@ def _write_scores(
             for aid, s in zip(emb.annotation_ids, box_scores, strict=True):
                 iid = ann_image[int(aid)]
                 w.writerow(["box", iid, int(aid), names[iid], f"{s:.6g}", int(int(aid) in drop_boxes)])
-    os.replace(tmp, path)

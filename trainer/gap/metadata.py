@@ -1,12 +1,12 @@
-"""Per-image and per-box metadata of a COCO dataset (seed 002, sections 4.6.1 and 4.6.2).
+"""Per-image and per-box metadata of a COCO dataset (the gap thesis, sections 4.6.1 and 4.6.2).
 
 Basic metadata (both sides): box area, aspect, centre x/y; brightness, contrast, entropy, sharpness and blur of
 the whole image and of each box crop; background similarity. Advanced metadata that only a renderer knows
 (depth, distance, occlusion, truncation, visible pixels, a*d^2, object shape) come from our exports'
 ``annotations[*].attributes`` (shared/layout.py) and are NaN on real data; ``predict-metadata`` estimates them.
 
-Background similarity has one definition, ``shared.annotate.background_similarity(rgb, mask)`` (seed 002's
-boundary-pixel cosine). Real datasets have boxes, not masks, so the box outline is the mask proxy on BOTH sides
+Background similarity has one definition, ``shared.annotate.background_similarity(rgb, mask)`` (the gap
+thesis's boundary-pixel cosine). Real datasets have boxes, not masks, so the box outline is the mask proxy on BOTH sides
 for the compared column ``background_similarity``; the exact mask-based value of synthetic boxes is kept apart
 as ``background_similarity_mask``.
 """
@@ -16,26 +16,25 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from shared.progress import ProgressFn, Step
 from trainer.gap import GapError
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class MetaSpec:
-    """One metadata column: how to bin it and what seed 002 found about aligning it."""
+    """One metadata column: how to bin it and what the gap thesis found about aligning it."""
 
     name: str
     level: str  # "box" or "image"
     label: str
     log: bool = False  # bin on a log10 scale (heavy-tailed values)
-    matters: bool = False  # seed 002 found aligning it changes mAP
+    matters: bool = False  # the gap thesis found aligning it changes mAP
     note: str = ""
     real: bool = True  # computable on real data (else synthetic-only)
 
@@ -47,28 +46,29 @@ METADATA: tuple[MetaSpec, ...] = (
         "box area (share of image)",
         log=True,
         matters=True,
-        note="seed 002 5.2.1: aligning box area raised Faster R-CNN bag mAP 0.196 -> 0.454, chair 0.072 -> 0.125",
+        note="the gap thesis, 5.2.1: aligning box area raised Faster R-CNN bag mAP 0.196 -> 0.454, "
+        "chair 0.072 -> 0.125",
     ),
     MetaSpec(
         "box_center_y",
         "box",
         "box centre y (0 top, 1 bottom)",
         matters=True,
-        note="seed 002 5.2.2: position/orientation on a surface raised mAP; vertical-position BD 0.27 -> 0.08",
+        note="the gap thesis, 5.2.2: position/orientation on a surface raised mAP; vertical-position BD 0.27 -> 0.08",
     ),
     MetaSpec(
         "box_center_x",
         "box",
         "box centre x (0 left, 1 right)",
         matters=True,
-        note="position (seed 002 compared the vertical axis only)",
+        note="position (the gap thesis compared the vertical axis only)",
     ),
     MetaSpec(
         "background_similarity",
         "box",
         "background similarity (box-outline proxy)",
         matters=True,
-        note="seed 002 5.3.2: white backgrounds (BD 0.75) gave mAP 0.01-0.03; aligning it by style transfer "
+        note="the gap thesis, 5.3.2: white backgrounds (BD 0.75) gave mAP 0.01-0.03; aligning it by style transfer "
         "did not help further",
     ),
     MetaSpec("box_aspect", "box", "box aspect (w/h)", log=True, note="follows object orientation and shape"),
@@ -77,17 +77,21 @@ METADATA: tuple[MetaSpec, ...] = (
     MetaSpec("box_entropy", "box", "box entropy (bits)"),
     MetaSpec("box_sharpness", "box", "box sharpness (Laplacian variance)", log=True),
     MetaSpec("box_blur", "box", "box blur (Crete et al., 0 sharp .. 1 blurred)"),
-    MetaSpec("image_brightness", "image", "image brightness", note="seed 002 5.2.3: no mAP gain from aligning"),
-    MetaSpec("image_contrast", "image", "image contrast (grey std)", note="seed 002 5.2.3: no mAP gain"),
-    MetaSpec("image_entropy", "image", "image entropy (bits)", note="seed 002 5.2.3: no mAP gain"),
+    MetaSpec("image_brightness", "image", "image brightness", note="the gap thesis, 5.2.3: no mAP gain from aligning"),
+    MetaSpec("image_contrast", "image", "image contrast (grey std)", note="the gap thesis, 5.2.3: no mAP gain"),
+    MetaSpec("image_entropy", "image", "image entropy (bits)", note="the gap thesis, 5.2.3: no mAP gain"),
     MetaSpec(
-        "image_sharpness", "image", "image sharpness (Laplacian variance)", log=True, note="seed 002 5.2.3: no mAP gain"
+        "image_sharpness",
+        "image",
+        "image sharpness (Laplacian variance)",
+        log=True,
+        note="the gap thesis, 5.2.3: no mAP gain",
     ),
     MetaSpec(
         "image_blur",
         "image",
         "image blur (Crete et al.)",
-        note="seed 002 5.2.2: aligning blur did not help (augmenting blur in training did)",
+        note="the gap thesis, 5.2.2: aligning blur did not help (augmenting blur in training did)",
     ),
     # Renderer-only (synthetic side), from annotations[*].attributes
     MetaSpec(
@@ -96,7 +100,7 @@ METADATA: tuple[MetaSpec, ...] = (
         "depth median (m)",
         real=False,
         matters=False,
-        note="seed 002 5.3.3: close-ups cut overlapping predictions (Faster R-CNN 307 -> 75)",
+        note="the gap thesis, 5.3.3: close-ups cut overlapping predictions (Faster R-CNN 307 -> 75)",
     ),
     MetaSpec("distance", "box", "camera-object distance (m)", real=False),
     MetaSpec(
@@ -104,15 +108,17 @@ METADATA: tuple[MetaSpec, ...] = (
         "box",
         "occlusion (1 - visible/unoccluded)",
         real=False,
-        note="seed 002 5.3.4: aligning occlusion did not improve mAP",
+        note="the gap thesis, 5.3.4: aligning occlusion did not improve mAP",
     ),
-    MetaSpec("occlusion_ad2", "box", "visible pixels x depth^2 (seed 002's occlusion indicator)", log=True, real=False),
+    MetaSpec(
+        "occlusion_ad2", "box", "visible pixels x depth^2 (the gap thesis's occlusion indicator)", log=True, real=False
+    ),
     MetaSpec("truncation", "box", "truncation (share outside image)", real=False),
     MetaSpec("background_similarity_mask", "box", "background similarity (instance mask)", real=False),
 )
 SPECS = {s.name: s for s in METADATA}
 SHAPE_NOTE = (
-    "seed 002 5.4.2: removing the two object shapes least likely under the real feature distribution "
+    "the gap thesis, 5.4.2: removing the two object shapes least likely under the real feature distribution "
     "raised mAP on all three sets (chair 0.429 -> 0.463)"
 )
 
@@ -180,6 +186,11 @@ def read_rgb(path: str) -> np.ndarray:
 def iter_images(loaded: Any) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     for image in loaded.data["images"]:
         yield image, read_rgb(image_path(loaded, image))
+
+
+def category_names(loaded: Any) -> dict[int, str]:
+    """``{category id: name}`` of a loaded dataset."""
+    return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}
 
 
 def check_classes(synthetic: dict[int, str], real: dict[int, str]) -> list[str]:
@@ -255,7 +266,7 @@ def pixel_stats(rgb: np.ndarray, prefix: str) -> dict[str, float]:
 
 
 def box_background_similarity(rgb: np.ndarray, bbox: list[float]) -> float:
-    """The box outline as the object mask (real data has no masks): seed 002's boundary cosine, computed by
+    """The box outline as the object mask (real data has no masks): the gap thesis's boundary cosine, computed by
     ``shared.annotate.background_similarity`` on a crop with a margin so the ring outside the box exists."""
     from shared.annotate import background_similarity
 
@@ -278,7 +289,7 @@ def box_background_similarity(rgb: np.ndarray, bbox: list[float]) -> float:
 
 
 def shape_name(attributes: dict[str, Any]) -> str:
-    """The object identity seed 002 calls "shape": the Blender object name without its ``.001`` copy suffix."""
+    """The object identity the gap thesis calls "shape": the Blender object name without its ``.001`` copy suffix."""
     name = str(attributes.get("object") or "")
     return re.sub(r"\.\d{3,}$", "", name)
 
@@ -287,10 +298,11 @@ def shape_name(attributes: dict[str, Any]) -> str:
 # Tables
 
 
-def compute_metadata(loaded: Any, name: str, progress: Progress | None = None) -> DatasetMeta:
-    """One pass over the images: image-level stats, then every box of that image."""
+def compute_metadata(loaded: Any, name: str, progress: ProgressFn | None = None) -> DatasetMeta:
+    """One pass over the images: image-level stats, then every box of that image. Progress stage:
+    ``metadata (<name>)``."""
     data = loaded.data
-    categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+    categories = category_names(loaded)
     anns_by_image: dict[int, list[dict[str, Any]]] = {}
     for a in data.get("annotations", []):
         anns_by_image.setdefault(int(a["image_id"]), []).append(a)
@@ -303,7 +315,7 @@ def compute_metadata(loaded: Any, name: str, progress: Progress | None = None) -
         for a in anns_by_image.get(int(image["id"]), []):
             box_rows.append(_box_row(rgb, a, categories))
         if progress:
-            progress(i + 1, total)
+            progress(Step(f"metadata ({name})", i + 1, total))
     return DatasetMeta(
         name=name,
         path=str(loaded.path),
@@ -382,7 +394,7 @@ def geometry_table(loaded: Any) -> dict[str, np.ndarray]:
     Adds the camera's focal length in pixels (``fx``) and the image size from ``images[*].blendset.camera.K``
     where our exports carry it (NaN otherwise)."""
     data = loaded.data
-    categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+    categories = category_names(loaded)
     images = {int(im["id"]): im for im in data["images"]}
     rows = []
     for a in data.get("annotations", []):

@@ -1,28 +1,30 @@
 """``blendset gap predict-metadata``: estimate renderer-only metadata (depth, occlusion, background similarity,
-object shape) for real boxes (seed 002, 4.6.2 "Computing advanced metadatas for real dataset", table 5.8).
+object shape) for real boxes (the gap thesis, 4.6.2 "Computing advanced metadatas for real dataset", table
+5.8).
 
 For every extractor: box-crop features of the synthetic set -> a linear model per target (ridge regression for
 numbers, logistic regression for shape), scored by k-fold cross-validation (R² or accuracy, next to the
 majority-class baseline). Features stay frozen. The best extractor per target is then fitted on all synthetic
-boxes and labels the real boxes. Seed 002's caveat applies: a good synthetic score does not guarantee good real
-labels (shape labels rated poorly by humans there), because the extractor itself sees a domain gap.
+boxes and labels the real boxes. The gap thesis's caveat applies: a good synthetic score does not guarantee good
+real labels (shape labels rated poorly by humans there), because the extractor itself sees a domain gap.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from shared.atomic import write_json
+from shared.progress import ProgressFn
 from trainer.gap import GapError
 
 REGRESSION_TARGETS = ("depth_median", "occlusion", "background_similarity", "occlusion_ad2", "distance")
 CLASSIFICATION_TARGETS = ("shape",)
 DEFAULT_TARGETS = ("depth_median", "occlusion", "background_similarity", "shape")
 MIN_SAMPLES = 10
-Progress = Callable[[str, int, int], None]
 
 
 def target_table(loaded: Any) -> dict[str, np.ndarray]:
@@ -108,14 +110,13 @@ def predict_metadata(
     device: str = "cpu",
     seed: int = 0,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Benchmark extractors on the synthetic boxes, label the real boxes; writes predict_metadata.json and
     real_metadata.csv into ``out``."""
-    from shared.coco import write_json_atomic
-    from trainer.gap.analyze import _stage, prepare_out, write_metadata_csv
+    from trainer.gap.analyze import prepare_out, write_metadata_csv
     from trainer.gap.features import build_extractor, embed_dataset
-    from trainer.gap.metadata import check_classes, load_dataset
+    from trainer.gap.metadata import category_names, check_classes, load_dataset
 
     unknown = [t for t in targets if t not in REGRESSION_TARGETS + CLASSIFICATION_TARGETS]
     if unknown:
@@ -123,7 +124,7 @@ def predict_metadata(
     prepare_out(out, ("predict_metadata.json", "real_metadata.csv"), overwrite)
     syn = load_dataset(synthetic, "synthetic")
     rea = load_dataset(real, "real")
-    notes = check_classes(_cats(syn), _cats(rea))
+    notes = check_classes(category_names(syn), category_names(rea))
     table = target_table(syn)
     if len(table["annotation_id"]) < MIN_SAMPLES:
         raise GapError(
@@ -133,8 +134,8 @@ def predict_metadata(
     features: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for spec in extractors:
         ext = build_extractor(spec, size=size, device=device)
-        emb_s = embed_dataset(syn, ext, boxes=True, progress=_stage(progress, f"{spec}: synthetic boxes"))
-        emb_r = embed_dataset(rea, ext, boxes=True, progress=_stage(progress, f"{spec}: real boxes"))
+        emb_s = embed_dataset(syn, ext, boxes=True, progress=progress, stage=f"{spec}: synthetic boxes")
+        emb_r = embed_dataset(rea, ext, boxes=True, progress=progress, stage=f"{spec}: real boxes")
         if not np.array_equal(emb_s.annotation_ids, table["annotation_id"]):
             raise GapError("internal: box order differs between features and targets")  # pragma: no cover
         features[spec] = (emb_s.boxes, emb_r.boxes, emb_r.annotation_ids)
@@ -191,19 +192,19 @@ def predict_metadata(
         "notes": notes
         + [
             "scores are cross-validated on synthetic boxes only; real labels inherit the extractor's own "
-            "synthetic-to-real gap (seed 002: shape labels were rated poorly on real images)",
+            "synthetic-to-real gap (in the gap thesis, shape labels were rated poorly on real images)",
         ],
     }
     if any(r["random_init"] for r in results.values()):
         summary["notes"].append(
             "a random-init extractor was used: its scores show what colour/texture statistics alone predict"
         )
-    write_json_atomic(os.path.join(out, "predict_metadata.json"), summary, indent=2)
+    write_json(os.path.join(out, "predict_metadata.json"), summary, indent=2)
     return summary
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Seed 002 table 5.8 layout: one row per extractor, one column per target."""
+    """The layout of the gap thesis's table 5.8: one row per extractor, one column per target."""
     targets: list[str] = []
     for r in summary["extractors"].values():
         targets += [t for t in r["targets"] if t not in targets]
@@ -219,7 +220,3 @@ def format_table(summary: dict[str, Any]) -> str:
                 cells.append("skipped".rjust(22))
         lines.append(spec[:44].ljust(44) + "".join(cells))
     return "\n".join(lines)
-
-
-def _cats(loaded: Any) -> dict[int, str]:
-    return {int(c["id"]): str(c["name"]) for c in loaded.data.get("categories", [])}

@@ -99,32 +99,6 @@ def scatter_projection(real: np.ndarray, synthetic: np.ndarray, title: str) -> s
     return fig_to_uri(fig)
 
 
-def sorted_curve(values: np.ndarray, cut: int | None, title: str, ylabel: str) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    v = np.sort(values)
-    ax.plot(np.arange(len(v)), v, color=SYN_COLOR)
-    if cut:
-        ax.axvline(cut - 0.5, color=REAL_COLOR, ls="--", label=f"cut: drop {cut}")
-        ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("samples, worst first", fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
-    return fig_to_uri(fig)
-
-
-def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 0.3 * len(labels) + 1.0))
-    ax.barh(range(len(labels)), values, color=REAL_COLOR, alpha=0.7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel, fontsize=8)
-    return fig_to_uri(fig)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # HTML pieces
 
@@ -177,12 +151,3 @@ def page(title: str, sections: Sequence[str]) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>" + "".join(sections) + "</body></html>"
     )
-
-
-def write_html(path: str, text: str) -> None:
-    import os
-
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -1,31 +1,31 @@
 """``blendset gap score``: one number for a synthetic dataset's distance to a real one, without training
-(seed 002, section 5.5), with a bootstrap uncertainty.
+(the gap thesis, section 5.5), with a bootstrap uncertainty.
 
 score = mean of
-  - the Bhattacharyya distances of the metadata seed 002 found to matter (box area, box centre x and y,
+  - the Bhattacharyya distances of the metadata the gap thesis found to matter (box area, box centre x and y,
     background similarity), and
   - the feature term max(0, KNN(real -> synthetic) / KNN(real -> real) - 1): 0 when real images are as close to
     the synthetic set as to each other.
 Lower is closer. The bootstrap resamples real and synthetic images (with their boxes) and recomputes everything.
 
-Read it as seed 002 found it: datasets whose mAP differs a lot get clearly different scores, but between
+Read it as the gap thesis found it: datasets whose mAP differs a lot get clearly different scores, but between
 datasets of similar quality the correlation with mAP is weak and can even invert locally, and the variance is
 large. Use it to catch a broken dataset early, not to rank two good ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from shared.progress import ProgressFn
 from trainer.gap import GapError
 from trainer.gap import distances as dist
 
 SCORE_METADATA = ("box_area", "box_center_y", "box_center_x", "background_similarity")
 CAVEAT = (
-    "seed 002 (5.5): the score separates datasets whose mAP differs a lot, but its correlation with mAP is "
+    "the gap thesis (5.5): the score separates datasets whose mAP differs a lot, but its correlation with mAP is "
     "weak when datasets are close (it can even invert locally) and its variance is large"
 )
 
@@ -73,18 +73,18 @@ def score(
     size: int = 96,
     device: str = "cpu",
     seed: int = 0,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """The score, its bootstrap mean/std/95% interval, and every term."""
-    from trainer.gap.analyze import _stage, load_pair, stability_warnings
+    from trainer.gap.analyze import load_pair, stability_warnings
     from trainer.gap.features import build_extractor, embed_dataset
 
     inputs = load_pair(synthetic, real, progress)
     if inputs.meta_real.n_images < 2:
         raise GapError(f"the real set has {inputs.meta_real.n_images} image(s); a score needs at least 2")
     ext = build_extractor(extractor, size=size, device=device)
-    emb_s = embed_dataset(inputs.synthetic, ext, boxes=False, progress=_stage(progress, "features (synthetic)"))
-    emb_r = embed_dataset(inputs.real, ext, boxes=False, progress=_stage(progress, "features (real)"))
+    emb_s = embed_dataset(inputs.synthetic, ext, boxes=False, progress=progress, stage="features (synthetic)")
+    emb_r = embed_dataset(inputs.real, ext, boxes=False, progress=progress, stage="features (real)")
     r, s = dist.standardize(emb_r.images, emb_s.images)
     d_rs = dist.pairwise(r, s)
     d_rr = dist.pairwise(r, r)

@@ -1,7 +1,7 @@
 """``blendset gap suggest``: a trained model's errors on real data, turned into a rendering plan.
 
-Seed 000 rendered ~200 more images of its weakest classes and raised bear accuracy 0.535 -> 0.648; its
-conclusion asks for a tool that says *what* to render. This module
+The bias-fix study rendered ~200 more images of its weakest classes and raised bear accuracy 0.535 -> 0.648;
+its conclusion asks for a tool that says *what* to render. This module
 
 1. reads the run's real-set results (``RUN/eval/<name>/predictions.csv`` for classifiers, ``detections.json``
    for detectors, as written by
@@ -23,11 +23,12 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from shared.atomic import write_json, write_text
+from shared.progress import Note, ProgressFn, silent
 from trainer.gap import GapError
 from trainer.gap.distances import wilson_interval
 
@@ -52,9 +53,7 @@ Z_MIN = 2.0
 # Reading results
 
 
-def find_results(
-    run: str, real: str, device: str = "cpu", note: Callable[[str], None] = lambda s: None
-) -> tuple[str, str]:
+def find_results(run: str, real: str, device: str = "cpu", note: Note = silent) -> tuple[str, str]:
     """``(kind, path)`` of the run's results on ``real``; evaluates the run first when there are none."""
     from trainer.data.datasets import dataset_name
 
@@ -239,8 +238,8 @@ def _rules(bin_: dict[str, Any], base: Any) -> tuple[dict[str, Any], str] | None
     if name == "box_area" and pos == "highest":
         return (
             {"camera": dataclasses.replace(cam, closeup_share=max(cam.closeup_share, 0.3))},
-            "large boxes (close-ups) fail: 30% close-up frames (seed 002 5.3.3: close-ups cut overlapping "
-            "predictions 307 -> 75)",
+            "large boxes (close-ups) fail: 30% close-up frames (the gap thesis, 5.3.3: close-ups cut "
+            "overlapping predictions 307 -> 75)",
         )
     if name in ("camera.distance",):
         new = Range(max(bin_["low"], 1e-3), max(bin_["high"], bin_["low"] + 1e-3), d.distribution)
@@ -324,13 +323,12 @@ def suggest(
     score_threshold: float = 0.5,
     device: str = "cpu",
     overwrite: bool = False,
-    note: Callable[[str], None] = lambda s: None,
-    progress: Callable[[str, int, int], None] | None = None,
+    note: Note = silent,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Error analysis + rendering plan; writes OUT/plan.json, OUT/plan.md and OUT/suggest.json."""
-    from shared.coco import write_json_atomic
     from shared.config import DatasetConfig, load_config, save_config
-    from trainer.gap.analyze import _stage, prepare_out
+    from trainer.gap.analyze import prepare_out
     from trainer.gap.metadata import compute_metadata, load_dataset
 
     prepare_out(out, ("plan.json", "plan.md", "suggest.json"), overwrite)
@@ -342,7 +340,7 @@ def suggest(
         rows, fp = outcomes_detection(path, loaded.data, score_threshold)
     if not rows:
         raise GapError(f"the real set {real!r} has no labelled samples to analyse")
-    meta = compute_metadata(loaded, "real", _stage(progress, "metadata (real)"))
+    meta = compute_metadata(loaded, "real", progress)
     classes = class_table(rows)
     errors = np.asarray([r["error"] for r in rows])
     cols = _join_metadata(rows, meta, loaded.data)
@@ -373,8 +371,8 @@ def suggest(
         "base": base_note,
         "count": count,
     }
-    write_json_atomic(os.path.join(out, "suggest.json"), summary, indent=2)
-    _write_text(os.path.join(out, "plan.md"), plan_markdown(summary))
+    write_json(os.path.join(out, "suggest.json"), summary, indent=2)
+    write_text(os.path.join(out, "plan.md"), plan_markdown(summary))
     return summary
 
 
@@ -425,16 +423,9 @@ def plan_markdown(s: dict[str, Any]) -> str:
         f"{s['base']}.",
         "",
         "Render it with `blendset render --config plan.json --out more/` plus the `--scene`/`--scene-script` "
-        "that rendered the training set, and train on the union. Seed 000 did "
+        "that rendered the training set, and train on the union. The bias-fix study did "
         "this by hand (about 200 renders of its weakest class raised bear accuracy 0.535 -> 0.648); "
         "check the gain with `blendset eval` on the same real set.",
         "",
     ]
     return "\n".join(lines)
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

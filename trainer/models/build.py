@@ -15,6 +15,8 @@ import typing
 import torch
 from torch import nn
 
+from shared.errors import BlendsetError
+
 DETECTION_MODELS = (
     "fasterrcnn_resnet50_fpn",
     "fasterrcnn_resnet50_fpn_v2",
@@ -38,7 +40,11 @@ CLASSIFICATION_MODELS = (
 )
 
 
-class WeightsError(RuntimeError):
+class ModelError(BlendsetError, ValueError):
+    """An unknown model name or a setting the model cannot take."""
+
+
+class WeightsError(BlendsetError, RuntimeError):
     """Weights that cannot be provided offline, or a weights file that does not fit the model."""
 
 
@@ -83,7 +89,7 @@ def get_detection_model(
     from torchvision.models import get_model, get_model_builder, get_model_weights
 
     if name not in DETECTION_MODELS:
-        raise ValueError(f"unknown detection model {name!r}; choose from {', '.join(DETECTION_MODELS)}")
+        raise ModelError(f"unknown detection model {name!r}; choose from {', '.join(DETECTION_MODELS)}")
     builder = get_model_builder(name)
     kwargs = {"min_size": min_size, "max_size": max_size}
     if name.endswith("320_fpn") and (min_size, max_size) == (800, 1333):
@@ -126,14 +132,14 @@ def _freeze_early_layers(model: nn.Module, trainable: int) -> None:
     if names and names[0] == "conv1":  # ResNet: conv1 bn1 layer1..layer4
         stages = ["layer4", "layer3", "layer2", "layer1", "conv1"]
         if not 0 <= trainable <= len(stages):
-            raise ValueError(f"--trainable-backbone-layers must be in 0..{len(stages)}, got {trainable}")
+            raise ModelError(f"--trainable-backbone-layers must be in 0..{len(stages)}, got {trainable}")
         keep = set(stages[:trainable]) | ({"bn1"} if "conv1" in stages[:trainable] else set())
         frozen = [child for n, child in children if n not in keep]
     else:  # MobileNetV3 features
         blocks = [child for _, child in children]
         starts = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
         if not 0 <= trainable <= len(starts):
-            raise ValueError(f"--trainable-backbone-layers must be in 0..{len(starts)}, got {trainable}")
+            raise ModelError(f"--trainable-backbone-layers must be in 0..{len(starts)}, got {trainable}")
         first_trained = len(blocks) if trainable == 0 else starts[len(starts) - trainable]
         frozen = blocks[:first_trained]
     for child in frozen:
@@ -170,7 +176,7 @@ def get_classification_model(
     from torchvision.models import get_model, get_model_weights
 
     if name not in CLASSIFICATION_MODELS:
-        raise ValueError(f"unknown classification model {name!r}; choose from {', '.join(CLASSIFICATION_MODELS)}")
+        raise ModelError(f"unknown classification model {name!r}; choose from {', '.join(CLASSIFICATION_MODELS)}")
     if name == "small_cnn":
         if weights in ("imagenet", "coco"):
             raise WeightsError("small_cnn has no pretrained weights; use --weights none or a file")

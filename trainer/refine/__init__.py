@@ -1,4 +1,5 @@
-"""Sim-to-real refinement (seed 001): unpaired render→real translation that keeps the labels valid.
+"""Sim-to-real refinement (after the refinement talk, see ``docs/references.md``): unpaired render→real
+translation that keeps the labels valid.
 
 Public API:
 
@@ -8,9 +9,13 @@ Public API:
 - :func:`refine_arrays` — the same on in-memory arrays, for benchmarks such as the digits protocol;
 - :func:`load_generator`, :func:`refine_image` — use a trained refiner directly;
 - :class:`RefineError` — every bad input or model file.
+
+Modules import one way: ``apply`` → ``train`` → ``checkpoint`` (the file format) → ``networks``, ``data``;
+none of them imports this package.
 """
 
-from trainer.refine.apply import apply_refiner, load_generator, refine_arrays, refine_image
+from trainer.refine.apply import apply_refiner, refine_arrays, refine_image
+from trainer.refine.checkpoint import load_generator
 from trainer.refine.data import RefineError
 from trainer.refine.train import MODELS, train_refiner
 

@@ -9,68 +9,26 @@ agree between input and output, and ``OUT/refine_report.json`` keeps the per-ima
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
+from shared.atomic import atomic_path, write_json
 from shared.layout import safe_join
+from shared.progress import ProgressFn, Step
+from trainer.refine.checkpoint import REFINER_FILE, load_generator
 from trainer.refine.data import RefineError, coco_image_path, load_coco, read_image, to_rgb_uint8
 from trainer.refine.geometry import compare
 from trainer.refine.networks import ResnetGenerator
+from trainer.refine.train import train_refiner
 
 # Everything in a dataset folder besides the RGB images, copied as it is.
 _COPIED_DIRS = ("instance", "semantic", "depth", "normals", "frames", "yolo")
 _COPIED_FILES = ("annotations.json", "config.json")
-
-
-def load_refiner_file(path: str) -> dict:
-    """Read a refiner checkpoint with ``weights_only=True``; RefineError for a missing, corrupt or foreign file."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "refiner.pth")
-    if not os.path.exists(path):
-        raise RefineError(f"no refiner at {path!r} (train one with `blendset refine train`)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # the unpickler raises many types for a corrupt file (IndexError, EOFError, ...)
-        raise RefineError(
-            f"{path} is not a readable refiner checkpoint (corrupt or not a torch file): {type(e).__name__}: {e}"
-        ) from None
-    if not isinstance(ckpt, dict) or "task" not in ckpt:
-        raise RefineError(f"{path} is not a Blendset checkpoint (no 'task' entry)")
-    if ckpt["task"] != "refine":
-        raise RefineError(f"{path} is a {ckpt['task']!r} checkpoint, not a refiner")
-    for key in ("model", "generator", "args"):
-        if key not in ckpt:
-            raise RefineError(f"{path} is an incomplete refiner checkpoint: no {key!r} entry")
-    return ckpt
-
-
-def load_generator(path: str, device: str = "cpu") -> tuple[ResnetGenerator, dict]:
-    """The refiner's generator in eval mode, and its checkpoint dict."""
-    ckpt = load_refiner_file(path)
-    spec = ckpt["generator"]
-    try:
-        net = ResnetGenerator(int(spec["channels"]), int(spec["ngf"]), int(spec["n_down"]), int(spec["n_blocks"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise RefineError(f"{path}: bad generator description {spec!r}: {e}") from None
-    missing, unexpected = [], []
-    own = net.state_dict()
-    missing = sorted(set(own) - set(ckpt["model"]))
-    unexpected = sorted(set(ckpt["model"]) - set(own))
-    shapes = sorted(k for k in own if k in ckpt["model"] and tuple(own[k].shape) != tuple(ckpt["model"][k].shape))
-    if missing or unexpected or shapes:
-        raise RefineError(
-            f"{path}: weights do not match the generator it describes "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {shapes[:3]})"
-        )
-    net.load_state_dict(ckpt["model"])
-    return net.to(device).eval(), ckpt
 
 
 @torch.no_grad()
@@ -83,11 +41,12 @@ def refine_image(net: ResnetGenerator, image: np.ndarray, device: str = "cpu", s
 
 
 def _write_image(image: np.ndarray, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     suffix = os.path.splitext(path)[1].lower()
-    tmp = f"{path}.tmp{os.getpid()}{suffix}"
-    Image.fromarray(image).save(tmp, quality=95) if suffix in (".jpg", ".jpeg") else Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if suffix in (".jpg", ".jpeg"):
+            Image.fromarray(image).save(tmp, quality=95)
+        else:
+            Image.fromarray(image).save(tmp)
 
 
 def _instance_map(root: str, file_name: str) -> np.ndarray | None:
@@ -131,13 +90,14 @@ def apply_refiner(
     out_dir: str,
     device: str = "cpu",
     overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict:
     """Write a refined copy of the dataset ``synthetic_dir`` into ``out_dir`` and return the geometry report.
 
     The report (also ``out_dir/refine_report.json``) holds the mean and minimum ``edge_iou`` and
     ``boundary_agreement`` over images, per-image values, img/s, and whether annotations.json is byte-identical.
     A rerun rewrites the same images (the refiner is deterministic), so an interrupted run is simply repeated.
+    ``progress`` gets one :class:`~shared.progress.Step` of stage ``apply`` per image.
     """
     net, ckpt = load_generator(model_path, device)
     coco = load_coco(synthetic_dir)
@@ -161,7 +121,7 @@ def apply_refiner(
         geo = compare(source, refined, _instance_map(synthetic_dir, record["file_name"]))
         per_image.append({"image_id": record.get("id"), "file_name": record["file_name"], **geo})
         if progress is not None:
-            progress(i + 1, n)
+            progress(Step("apply", i + 1, n))
     seconds = time.perf_counter() - t0
 
     same_annotations = _sha256(os.path.join(synthetic_dir, "annotations.json")) == _sha256(
@@ -188,11 +148,7 @@ def apply_refiner(
         "device": device,
         "per_image": per_image,
     }
-    tmp = os.path.join(out_dir, f"refine_report.json.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(out_dir, "refine_report.json"))
+    write_json(os.path.join(out_dir, "refine_report.json"), report, indent=2)
     return report
 
 
@@ -205,7 +161,7 @@ def refine_arrays(
     image_size: int | None = None,
     batch: int = 8,
     device: str = "cpu",
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: ProgressFn | None = None,
     **options,
 ) -> tuple[np.ndarray, dict]:
     """Train a refiner on in-memory images and return the refined synthetic images, same shape and dtype.
@@ -215,8 +171,6 @@ def refine_arrays(
     back grayscale (mean of the three output channels). ``image_size`` defaults to the smaller image side.
     Returns ``(refined, summary)``; the refiner itself is saved under ``out``.
     """
-    from trainer.refine.train import train_refiner
-
     synthetic = np.asarray(synthetic)
     real = np.asarray(real)
     if synthetic.ndim not in (3, 4) or real.ndim not in (3, 4):
@@ -236,7 +190,7 @@ def refine_arrays(
         progress=progress,
         **options,
     )
-    net, _ = load_generator(os.path.join(out, "refiner.pth"), device)
+    net, _ = load_generator(os.path.join(out, REFINER_FILE), device)
     refined = np.stack([refine_image(net, to_rgb_uint8(im), device, seed=i) for i, im in enumerate(to255(synthetic))])
     refined = refined.astype(np.float64)
     if synthetic.ndim == 3:

@@ -12,12 +12,13 @@ import os
 import numpy as np
 from PIL import Image
 
+from shared.errors import BlendsetError
 from shared.layout import safe_join
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-class RefineError(ValueError):
+class RefineError(BlendsetError, ValueError):
     """Bad refiner input: a missing or empty dataset, a corrupt or mismatched model file."""
 
 

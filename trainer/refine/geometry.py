@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from trainer.refine.data import RefineError
+
 
 def edge_map(image: np.ndarray, sigma: float = 1.0, relative: float = 0.2) -> np.ndarray:
     """Boolean edges of an H x W (x C) image: colour gradient magnitude (Sobel per channel after Gaussian
@@ -44,7 +46,7 @@ def _dilate(mask: np.ndarray, tolerance: int) -> np.ndarray:
 def edge_iou(source: np.ndarray, refined: np.ndarray, tolerance: int = 1) -> float:
     """IoU of the dilated edge maps of two images of the same size (1.0 when neither has an edge)."""
     if source.shape[:2] != refined.shape[:2]:
-        raise ValueError(f"image sizes differ: {source.shape[:2]} vs {refined.shape[:2]}")
+        raise RefineError(f"image sizes differ: {source.shape[:2]} vs {refined.shape[:2]}")
     a = _dilate(edge_map(source), tolerance)
     b = _dilate(edge_map(refined), tolerance)
     union = np.logical_or(a, b).sum()
@@ -74,7 +76,7 @@ def compare(source: np.ndarray, refined: np.ndarray, instance: np.ndarray | None
     out: dict = {"edge_iou": edge_iou(source, refined, tolerance)}
     if instance is not None:
         if instance.shape[:2] != source.shape[:2]:
-            raise ValueError(f"instance map {instance.shape[:2]} and image {source.shape[:2]} differ in size")
+            raise RefineError(f"instance map {instance.shape[:2]} and image {source.shape[:2]} differ in size")
         bounds = mask_boundaries(instance)
         r_in = boundary_recall(source, bounds, tolerance)
         r_out = boundary_recall(refined, bounds, tolerance)

@@ -2,8 +2,8 @@
 
 The generator is residual around its input: its last convolution (and its noise scale) start at zero, so an
 untrained refiner is the identity and every edge of the render is in place on step 0. Training then moves colours
-and textures only as far as the losses ask, which is what keeps the labels valid (seed 001 saw its GAN lose
-labels).
+and textures only as far as the losses ask, which is what keeps the labels valid (the refinement talk saw its GAN
+lose labels).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ edge of the render where it was, so COCO boxes and masks stay valid.
 
 The run folder ``OUT`` holds ``checkpoint.pth`` (full training state, rewritten atomically every
 ``save_every`` steps: a killed run resumes from it), ``refiner.pth`` (the generator alone, what
-``apply_refiner`` reads), ``metrics.jsonl`` (losses per logged step) and ``summary.json``.
+``apply_refiner`` reads; both formats are in ``checkpoint.py``), ``metrics.jsonl`` (losses per logged step) and
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from trainer import __version__
+from shared.atomic import write_json
+from shared.progress import ProgressFn, Step
+from trainer.refine.checkpoint import (
+    CHECKPOINT_FILE,
+    REFINER_FILE,
+    build_generator,
+    generator_spec,
+    load_refiner_file,
+    refiner_record,
+    save_refiner_file,
+)
 from trainer.refine.data import ArraySource, FolderSource, RefineError, random_crops
 from trainer.refine.losses import (
     ImagePool,
@@ -35,8 +45,6 @@ from trainer.refine.losses import (
 from trainer.refine.networks import PatchDiscriminator, PatchSampleMLP, ResnetGenerator, nce_channels
 
 MODELS = ("cut", "fastcut", "cyclegan")
-
-Progress = Callable[[int, int, dict], None]
 
 
 @dataclass
@@ -83,12 +91,12 @@ class RefineArgs:
         return out
 
 
+def _spec(args: RefineArgs) -> dict[str, int]:
+    return generator_spec(args.ngf, args.n_down, args.n_blocks)
+
+
 def _generator(args: RefineArgs) -> ResnetGenerator:
-    return ResnetGenerator(3, ngf=args.ngf, n_down=args.n_down, n_blocks=args.n_blocks)
-
-
-def generator_spec(args: RefineArgs) -> dict:
-    return {"channels": 3, "ngf": args.ngf, "n_down": args.n_down, "n_blocks": args.n_blocks}
+    return build_generator(_spec(args))
 
 
 class _Nets:
@@ -196,39 +204,14 @@ def _step_cyclegan(nets: _Nets, x: torch.Tensor, y: torch.Tensor, pools: tuple[I
     return {"D": loss_d.item(), "G_gan": loss_gan.item(), "cycle": loss_cycle.item(), "edge": loss_edge.item()}
 
 
-def _atomic_save(obj: dict, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_json(obj: dict, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _refiner_dict(nets: _Nets, args: RefineArgs, step: int) -> dict:
-    return {
-        "task": "refine",
-        "model_name": args.model,
-        "categories": [],
-        "model": nets.G.state_dict(),
-        "generator": generator_spec(args),
-        "step": step,
-        "args": asdict(args),
-        "blendset_version": __version__,
-    }
+    return refiner_record(args.model, nets.G, _spec(args), step, asdict(args))
 
 
 def _resume(path: str, nets: _Nets, args: RefineArgs, rng: np.random.Generator) -> int:
     """Load ``checkpoint.pth`` when it belongs to the same run settings; return the step to continue from."""
     if not os.path.exists(path):
         return 0
-    from trainer.refine.apply import load_refiner_file
-
     ckpt = load_refiner_file(path)
     saved = {k: v for k, v in ckpt["args"].items() if k not in ("steps", "save_every", "log_every")}
     mine = {k: v for k, v in asdict(args).items() if k not in ("steps", "save_every", "log_every")}
@@ -250,16 +233,16 @@ def train_refiner(
     image_size: int = 64,
     batch: int = 4,
     device: str = "cpu",
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     **options,
 ) -> dict:
     """Train a refiner from renders (``synthetic``) to real images (``real``), write it under ``out``.
 
     ``synthetic`` / ``real``: a dataset folder (annotations.json), a folder of images, or an N x H x W (x C)
     array. ``options`` are further :class:`RefineArgs` fields (lr, lambda_edge, n_blocks, seed, ...).
-    ``progress(step, steps, losses)`` is called every ``log_every`` steps. Returns the summary (also written to
-    ``out/summary.json``): model, steps, seconds, img/s (synthetic images per second after the first step),
-    final losses, paths.
+    ``progress(Step("refine", step, steps, values=losses))`` is called every ``log_every`` steps. Returns the
+    summary (also written to ``out/summary.json``): model, steps, seconds, img/s (synthetic images per second
+    after the first step), final losses, paths.
     """
     unknown = sorted(set(options) - set(RefineArgs.__dataclass_fields__))
     if unknown:
@@ -272,7 +255,7 @@ def train_refiner(
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     nets = _Nets(args, device)
-    ckpt_path = os.path.join(out, "checkpoint.pth")
+    ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     start = _resume(ckpt_path, nets, args, rng)
     pools = (ImagePool(50), ImagePool(50))
     metrics_path = os.path.join(out, "metrics.jsonl")
@@ -295,18 +278,18 @@ def train_refiner(
             with open(metrics_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": done, **losses}) + "\n")
             if progress is not None:
-                progress(done, args.steps, losses)
+                progress(Step("refine", done, args.steps, values=losses))
         if done % args.save_every == 0 or done == args.steps:
             ckpt = _refiner_dict(nets, args, done)
             ckpt["train_state"] = nets.state()
             ckpt["rng_state"] = json.dumps(rng.bit_generator.state)
-            _atomic_save(ckpt, ckpt_path)
+            save_refiner_file(ckpt, ckpt_path)
     t_end = time.perf_counter()
     seconds = t_end - t0
     timed_steps, timed_seconds = args.steps - start - warm_steps, t_end - t_warm
 
-    refiner_path = os.path.join(out, "refiner.pth")
-    _atomic_save(_refiner_dict(nets, args, args.steps), refiner_path)
+    refiner_path = os.path.join(out, REFINER_FILE)
+    save_refiner_file(_refiner_dict(nets, args, args.steps), refiner_path)
     trained = args.steps - start
     summary = {
         "model": args.model,
@@ -322,5 +305,5 @@ def train_refiner(
         "refiner": refiner_path,
         "args": asdict(args),
     }
-    _atomic_json(summary, os.path.join(out, "summary.json"))
+    write_json(os.path.join(out, "summary.json"), summary, indent=2)
     return summary

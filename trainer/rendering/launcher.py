@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from shared.errors import BlendsetError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEADLESS = os.path.join(ROOT, "blender_addon", "headless.py")
 PREFIX = "BLENDSET_"
 
 
-class RenderError(RuntimeError):
+class RenderError(BlendsetError, RuntimeError):
     """The Blender process failed; the message is the engine's own (or the tail of Blender's output)."""
 
 

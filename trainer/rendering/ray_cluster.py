@@ -18,12 +18,14 @@ adds is what makes a re-run safe:
 - At the end the shard folders are merged with ``shared.merge`` (ids renumbered, categories and config hash
   checked). With an fsspec URL as ``out``, each shard renders to a local folder, is published to
   ``OUT/shards/..`` with a completion marker (:mod:`trainer.rendering.storage`), and the merge reads them back.
+
+The worker side (one shard task) and the driver side (placing, watching, merging) are one retry protocol and are
+read together, which is why they share this module of about 470 lines.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -35,16 +37,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.atomic import is_temp, write_text
+from shared.errors import BlendsetError
+from shared.merge import ShardError
 from trainer.rendering import storage
 
 __all__ = [
     "ShardFailed",
     "ShardPreempted",
     "RenderClusterError",
+    "MissingInputError",
     "shard_frames",
     "shard_name",
     "shard_location",
-    "render_shard_command",
     "blender_command",
     "render_with_ray",
     "check_shards",
@@ -55,16 +60,20 @@ POLL_SECONDS = 0.5
 LOG_TAIL_CHARS = 3000
 
 
-class ShardFailed(RuntimeError):
+class ShardFailed(BlendsetError, RuntimeError):
     """A shard's render exited with an error; retrying would fail the same way."""
 
 
-class ShardPreempted(RuntimeError):
+class ShardPreempted(BlendsetError, RuntimeError):
     """A shard's render process was killed by a signal (preemption, OOM killer); Ray retries these."""
 
 
-class RenderClusterError(RuntimeError):
+class RenderClusterError(BlendsetError, RuntimeError):
     """The cluster render could not finish; the message names the shard and its log."""
+
+
+class MissingInputError(BlendsetError, FileNotFoundError):
+    """A scene, scene script or Blender binary given to :func:`render_with_ray` does not exist."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -76,7 +85,7 @@ def shard_frames(count: int, index: int, num_shards: int) -> range:
     from shared.merge import frames_of_shard
 
     if num_shards < 1 or not 0 <= index < num_shards:
-        raise ValueError(f"shard {index}/{num_shards}: need 0 <= index < num_shards")
+        raise ShardError(f"shard {index}/{num_shards}: need 0 <= index < num_shards")
     frames = frames_of_shard(count, index, num_shards)
     start = frames[0] if frames else index * count // num_shards
     return range(start, start + len(frames))
@@ -94,30 +103,6 @@ def shard_location(out: str, index: int, num_shards: int) -> str:
     return os.path.join(out, "shards", shard_name(index, num_shards))
 
 
-def render_shard_command(
-    config_path: str,
-    shard_dir: str,
-    count: int,
-    seed: int,
-    index: int,
-    num_shards: int,
-    scene: str | None = None,
-    scene_script: str | None = None,
-    blender: str | None = None,
-) -> list[str]:
-    """The single-shard ``blendset render`` command line, the same one a SLURM or Kubernetes task runs."""
-    cmd = [
-        "blendset", "render", "--config", config_path, "--out", shard_dir,
-        "--count", str(count), "--seed", str(seed), "--shard", f"{index}/{num_shards}",
-    ]  # fmt: skip
-    if scene:
-        cmd += ["--scene", scene]
-    if scene_script:
-        cmd += ["--scene-script", scene_script]
-    cmd += ["--blender", blender] if blender else ["--in-process"]
-    return cmd
-
-
 def blender_command(
     config_path: str,
     shard_dir: str,
@@ -129,7 +114,7 @@ def blender_command(
     scene_script: str | None,
     blender: str | None,
 ) -> list[str]:
-    """What a shard task runs: the launcher's Blender command for the same job as :func:`render_shard_command`.
+    """What a shard task runs: the launcher's Blender command for the job ``blendset render --shard I/N`` runs.
 
     The task starts Blender itself rather than through ``blendset render``, so the Blender process is its
     direct child and dies with it. ``blender=None``: the bpy module of this Python when it has one, else the
@@ -146,9 +131,11 @@ def blender_command(
 
 
 def count_frame_records(folder: str) -> int:
-    """Frames finished in a dataset folder: a frame record is written last, so its presence means done."""
+    """Frames finished in a dataset folder: a frame record is written last, so its presence means done (a record
+    still being written, an atomic writer's temp file, does not count)."""
     try:
-        return sum(1 for name in os.listdir(os.path.join(folder, "frames")) if name.endswith(".json"))
+        names = os.listdir(os.path.join(folder, "frames"))
+        return sum(1 for name in names if name.endswith(".json") and not is_temp(name))
     except FileNotFoundError:
         return 0
 
@@ -214,10 +201,7 @@ def run_shard(
     parent, name = os.path.split(work)  # config and log sit beside the shard folder, named after it
     os.makedirs(parent, exist_ok=True)
     config_path = os.path.join(parent, f".{name}.config.json")
-    tmp = config_path + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(config_text)
-    os.replace(tmp, config_path)
+    write_text(config_path, config_text)
     log_path = os.path.join(parent, f"{name}.log")
     cmd = blender_command(config_path, work, count, seed, index, num_shards, scene, scene_script, blender)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -305,7 +289,10 @@ def _ensure_ray(address: str | None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         kwargs["object_store_memory"] = 100 * 1024 * 1024  # tasks exchange only small dicts
-    ray.init(address=address, **kwargs)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:  # no cluster at the address, or a bad address
+        raise RenderClusterError(f"cannot start or reach a Ray cluster at {address or 'a new local one'}: {e}") from e
     return True
 
 
@@ -337,16 +324,16 @@ def render_with_ray(
     from shared.config import load_config
 
     if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        raise ShardError(f"num_shards must be >= 1, got {num_shards}")
     if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+        raise ShardError(f"count must be >= 0, got {count}")
     load_config(config_path)  # fail here, not on every worker
     num_shards = min(num_shards, max(count, 1))  # no empty shards
     with open(config_path, encoding="utf-8") as f:
         config_text = f.read()
     for label, path in (("scene", scene), ("scene script", scene_script), ("blender", blender)):
         if path and not storage.is_url(path) and os.sep in path and not os.path.exists(path):
-            raise FileNotFoundError(f"{label} {path!r} does not exist")
+            raise MissingInputError(f"{label} {path!r} does not exist")
     scene = os.path.abspath(scene) if scene else None
     scene_script = os.path.abspath(scene_script) if scene_script else None
     if not storage.is_url(out):
@@ -471,32 +458,16 @@ def check_shards(locals_: list[str], count: int) -> None:
 
 
 def _merge(targets: list[str], out: str, count: int) -> dict:
-    """Merge the shards into ``out`` with the engine's merge (config hash and categories must agree)."""
+    """Merge the shards into ``out`` with the engine's merge (config hash and categories must agree; the YOLO
+    export comes with it when the config asks for one)."""
     from shared import merge as merge_lib
 
     inputs = [storage.localize(t) for t in targets]
     check_shards(inputs, count)
     if not storage.is_url(out):
         coco = merge_lib.merge_datasets(inputs, out)
-        _yolo(out, coco)
     else:
         with tempfile.TemporaryDirectory(prefix="blendset-merge-") as local:
             coco = merge_lib.merge_datasets(inputs, local)
-            _yolo(local, coco)
             storage.publish(local, out)
     return {"images": len(coco["images"]), "annotations": len(coco["annotations"])}
-
-
-def _yolo(folder: str, coco: dict) -> None:
-    """The YOLO export when the config asks for it, as a single run writes it."""
-    from shared.config import load_config
-
-    if load_config(os.path.join(folder, "config.json")).output.yolo:
-        from shared.yolo import export_yolo
-
-        export_yolo(coco, os.path.join(folder, "images"), os.path.join(folder, "yolo"))
-
-
-def summary_json(summary: dict) -> str:
-    """The summary as JSON (the CLI prints it on request)."""
-    return json.dumps(summary, indent=2, default=str)

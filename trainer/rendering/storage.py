@@ -14,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
+
+from shared.atomic import is_temp
+from shared.errors import BlendsetError
 
 MARKER = "_BLENDSET_COMPLETE.json"
 CACHE_ENV = "BLENDSET_CACHE"
@@ -24,7 +28,7 @@ CACHE_ENV = "BLENDSET_CACHE"
 __all__ = ["MARKER", "IncompleteUpload", "StorageError", "is_url", "publish", "localize", "read_marker"]
 
 
-class StorageError(RuntimeError):
+class StorageError(BlendsetError, RuntimeError):
     """A remote dataset location cannot be used (bad URL, unreadable, not a folder)."""
 
 
@@ -47,9 +51,14 @@ def _fs(url: str):
     return fs, root.rstrip("/")
 
 
+# Temp names that versions before shared.atomic wrote: ``.tmp*``, ``name.tmp``, ``name.tmp1234`` (with the
+# writer's pid), ``name.tmp.png``. A folder rendered by such a version may still hold one after a crash.
+_OLD_TEMP = re.compile(r"^\.tmp|\.tmp\d*$|\.tmp\.")
+
+
 def _is_temp(name: str) -> bool:
-    """Temp names of atomic writers here (``.tmp-PID-name``, ``name.PID.tmp``) and write probes."""
-    return name.startswith((".tmp", ".write-test-")) or name.endswith(".tmp") or ".tmp." in name
+    """An atomic writer's in-flight file (:func:`shared.atomic.is_temp`, or an older version's temp name)."""
+    return is_temp(name) or _OLD_TEMP.search(name) is not None
 
 
 def _local_files(local_dir: str) -> dict[str, int]:

@@ -61,14 +61,15 @@ def broadcast_object(info: DistInfo, value):
     return box[0]
 
 
-def mean_over_ranks(info: DistInfo, values: dict[str, float], device: str) -> dict[str, float]:
-    if not info.enabled or not values:
+def mean_over_ranks(values: dict[str, float], device: str) -> dict[str, float]:
+    """Under DDP, ``values`` averaged over the ranks (the loss of the global batch, as one process would log it;
+    torchvision's references reduce their loss dict the same way); unchanged in a single process."""
+    if not values or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
     keys = sorted(values)
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    t /= info.world_size
-    return dict(zip(keys, t.tolist(), strict=False))
+    return dict(zip(keys, (t / dist.get_world_size()).tolist(), strict=True))
 
 
 def shutdown(info: DistInfo) -> None:

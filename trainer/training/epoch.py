@@ -1,16 +1,14 @@
-"""One training epoch and one evaluation pass, with everything passed in (torchvision references style).
+"""One training epoch, with everything passed in (torchvision references style): ``train_one_epoch``.
 
-``train_one_epoch`` reports each step to a ``progress`` callback (loss, lr, img/s, data-wait share, ETA) and to a
-``MetricsLog`` (``metrics.jsonl``); it knows nothing about terminals. ``TqdmProgress`` is the callback the
-commands use. A loss that is not finite stops the run with ``NonFiniteLossError`` carrying the loss dict.
+Each step is reported to one ``report`` callback as a stats dict (losses, lr, img/s, data-wait share, ETA); the
+run loop (``trainer/training/loop.py``) turns that into progress bars and ``metrics.jsonl`` lines. A loss that
+is not finite stops the run with ``NonFiniteLossError`` carrying the loss dict.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,10 +16,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from shared.errors import BlendsetError
+from trainer.training.distributed import mean_over_ranks
+
 LossFn = Callable[[torch.nn.Module, Any, Any], dict[str, torch.Tensor]]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(BlendsetError, FloatingPointError):
     """The loss became NaN or infinite; ``losses`` holds each term at that step."""
 
     def __init__(self, epoch: int, step: int, losses: dict[str, float]):
@@ -35,7 +36,8 @@ class NonFiniteLossError(FloatingPointError):
 
 class MetricsLog:
     """Appends JSON lines to ``RUN/metrics.jsonl``: ``{"kind": "step"|"epoch"|..., ...}``; no-op when path is None
-    (non-zero DDP ranks)."""
+    (non-zero DDP ranks). Appending is the point (a resumed run continues the file), so it is not an atomic
+    replace: a line is written whole with one ``write`` call."""
 
     def __init__(self, path: str | None):
         self.path = path
@@ -55,7 +57,9 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
-            raise ValueError("--tensorboard needs the 'tensorboard' package (pip install tensorboard)") from exc
+            from trainer.training.spec import RunError
+
+            raise RunError("--tensorboard needs the 'tensorboard' package (pip install tensorboard)") from exc
         self.writer = SummaryWriter(folder)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
@@ -100,19 +104,6 @@ def autocast(device: str, enabled: bool):
     return torch.autocast(device_type=device_type, dtype=dtype, enabled=enabled)
 
 
-def _mean_over_ranks(values: dict[str, float], device: str) -> dict[str, float]:
-    """Under DDP, the losses averaged over ranks: the logged loss is the global batch's, as one process logs it
-    (torchvision's references reduce their loss dict the same way)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return dict(zip(keys, (t / dist.get_world_size()).tolist(), strict=True))
-
-
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -121,22 +112,21 @@ def train_one_epoch(
     epoch: int,
     loss_fn: LossFn,
     *,
-    scaler=None,
+    scaler: torch.amp.GradScaler | None = None,
     amp: bool = False,
     accum_steps: int = 1,
     warmup_iters: int = 0,
     channels_last: bool = False,
-    progress: Callable[[dict], None] | None = None,
-    metrics_log: MetricsLog | None = None,
-    global_step: int = 0,
-    max_steps: int | None = None,
+    report: Callable[[dict], None] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``data_loader``; returns the epoch's mean losses, img/s and data-wait share.
 
     ``warmup_iters`` > 0 ramps the learning rate linearly from 0.1% during this epoch (use it in epoch 0).
+    ``report`` receives each step's stats (``epoch``, ``step``, ``steps``, ``lr``, ``img_s``, ``data_wait``,
+    ``eta_s`` and every loss term; under DDP the losses are the mean over ranks).
     """
     model.train()
-    steps = len(data_loader) if max_steps is None else min(max_steps, len(data_loader))
+    steps = len(data_loader)
     warmup = None
     if warmup_iters > 0:
         warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=min(warmup_iters, steps))
@@ -173,26 +163,17 @@ def train_one_epoch(
         n = batch_size_of(images)
         images_seen += n
         values["loss"] = float(loss.detach())
-        values = _mean_over_ranks(values, device)
+        values = mean_over_ranks(values, device)
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v * n
         t_prev = time.perf_counter()
         elapsed = t_prev - start
-        stats = {
-            "epoch": epoch,
-            "step": step + 1,
-            "steps": steps,
-            "global_step": global_step + step + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "img_s": images_seen / elapsed,
-            "data_wait": data_time / elapsed,
-            "eta_s": elapsed / (step + 1) * (steps - step - 1),
-            **values,
-        }
-        if metrics_log is not None:
-            metrics_log.write("step", **stats)
-        if progress is not None:
-            progress(stats)
+        if report is not None:
+            report({
+                "epoch": epoch, "step": step + 1, "steps": steps, "lr": optimizer.param_groups[0]["lr"],
+                "img_s": images_seen / elapsed, "data_wait": data_time / elapsed,
+                "eta_s": elapsed / (step + 1) * (steps - step - 1), **values,
+            })  # fmt: skip
     elapsed = time.perf_counter() - start
     summary = {k: v / max(images_seen, 1) for k, v in sums.items()}
     summary.update(
@@ -200,120 +181,6 @@ def train_one_epoch(
         data_wait=data_time / max(elapsed, 1e-9),
         seconds=elapsed,
         images=images_seen,
-        steps=min(steps, len(data_loader)),
+        steps=steps,
     )
     return summary
-
-
-@torch.inference_mode()
-def predict_detection(
-    model: torch.nn.Module,
-    data_loader: Iterable,
-    device: str,
-    categories: list[dict],
-    amp: bool = False,
-    masks: bool = False,
-) -> list[dict]:
-    """COCO results (``image_id``, ``category_id``, ``bbox`` xywh, ``score`` and, with ``masks``, RLE
-    ``segmentation``) for every image in ``data_loader``."""
-    model.eval()
-    cat_ids = [c["id"] for c in categories]
-    results = []
-    for images, targets in data_loader:
-        images = [img.to(device) for img in images]
-        with autocast(device, amp):
-            outputs = model(images)
-        for out, target in zip(outputs, targets, strict=False):
-            results.extend(_coco_results(out, int(target["image_id"]), cat_ids, masks))
-    return results
-
-
-def _coco_results(out: dict, image_id: int, cat_ids: list[int], masks: bool) -> list[dict]:
-    boxes = out["boxes"].float().cpu()
-    boxes[:, 2:] -= boxes[:, :2]
-    scores = out["scores"].float().cpu().tolist()
-    labels = out["labels"].cpu().tolist()
-    rles = _encode_masks(out["masks"]) if masks and "masks" in out else None
-    results = []
-    for i, (box, score, label) in enumerate(zip(boxes.tolist(), scores, labels, strict=False)):
-        if not 1 <= label <= len(cat_ids):
-            continue  # background (never emitted by torchvision heads)
-        record = {
-            "image_id": image_id,
-            "category_id": cat_ids[label - 1],
-            "bbox": [round(v, 2) for v in box],
-            "score": round(float(score), 5),
-        }
-        if rles is not None:
-            record["segmentation"] = rles[i]
-        results.append(record)
-    return results
-
-
-def _encode_masks(masks: torch.Tensor) -> list[dict]:
-    import numpy as np
-    from pycocotools import mask as mask_utils
-
-    binary = (masks[:, 0] > 0.5).cpu().numpy().astype(np.uint8)
-    rles = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
-@torch.inference_mode()
-def predict_classification(
-    model: torch.nn.Module, data_loader: Iterable, device: str, amp: bool = False, channels_last: bool = False
-) -> tuple[list[int], list[int], list[float]]:
-    """``(true, pred, score)`` per sample, in loader order (use an unshuffled loader)."""
-    model.eval()
-    true, pred, score = [], [], []
-    for images, targets in data_loader:
-        images, _ = to_device(images, targets, device, channels_last)
-        with autocast(device, amp):
-            logits = model(images)
-        probs = logits.float().softmax(dim=1)
-        s, p = probs.max(dim=1)
-        true.extend(int(t) for t in targets)
-        pred.extend(p.cpu().tolist())
-        score.extend(s.cpu().tolist())
-    return true, pred, score
-
-
-class TqdmProgress:
-    """A progress callback drawing one tqdm bar per epoch on stderr: loss, lr, img/s, data-wait share, ETA."""
-
-    def __init__(self, quiet: bool = False, file=None):
-        self.quiet = quiet
-        self.file = file or sys.stderr
-        self.bar = None
-        self.epoch = None
-
-    def __call__(self, stats: dict) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if self.bar is None or stats["epoch"] != self.epoch:
-            self.close()
-            self.epoch = stats["epoch"]
-            self.bar = tqdm(
-                total=stats["steps"], desc=f"epoch {stats['epoch']}", file=self.file, leave=True, dynamic_ncols=True
-            )
-        self.bar.set_postfix_str(
-            f"loss={stats['loss']:.4f} lr={stats['lr']:.2e} {stats['img_s']:.1f} img/s "
-            f"data={100 * stats['data_wait']:.0f}%",
-            refresh=False,
-        )
-        self.bar.update(stats["step"] - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def default_num_threads() -> None:
-    """Leave torch's CPU threads alone unless BLENDSET_THREADS says otherwise (shared machines)."""
-    if os.environ.get("BLENDSET_THREADS"):
-        torch.set_num_threads(int(os.environ["BLENDSET_THREADS"]))
