@@ -53,7 +53,7 @@ from trainer.evaluation.report import (
     write_json,
     write_matrix,
 )
-from trainer.training.checkpoint import find_checkpoint, load_checkpoint
+from trainer.training.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 from trainer.training.loop import resolve_device
 
 
@@ -84,6 +84,8 @@ def evaluate_run(
     """
     ckpt_path = find_checkpoint(run_dir, prefer_best=True)
     ckpt = load_checkpoint(ckpt_path)
+    if ckpt.task == "refine":
+        raise CheckpointError(f"{ckpt_path} is a refiner, not a model to evaluate (use `blendset refine apply`)")
     name = name or dataset_name(data_path)
     if os.path.isdir(run_dir) and out_dir is None:
         out_dir = os.path.join(run_dir, "eval", name)

@@ -1,10 +1,12 @@
 """The refiner's file format: what ``refiner.pth`` and ``checkpoint.pth`` hold, how they are written and read.
 
-Both are plain dicts, saved atomically with ``torch.save`` and read back with ``weights_only=True``:
+Both are the trainer's one checkpoint layout (:class:`trainer.training.checkpoint.Checkpoint`), saved
+atomically with ``torch.save`` and read back with ``weights_only=True``:
 
 - ``task`` (``"refine"``), ``model_name`` (cut, fastcut or cyclegan), ``categories`` (empty: a refiner has none);
-- ``model``: the generator's state dict, and ``generator``: what builds it (:func:`generator_spec`);
-- ``step``, ``args`` (every training choice, a plain dict) and ``blendset_version``;
+- ``model``: the generator's state dict; ``global_step``, ``args`` (every training choice, a plain dict) and
+  ``blendset_version``;
+- the task state: ``generator`` (what builds it, :func:`generator_spec`) and ``step``;
 - ``checkpoint.pth`` only: ``train_state`` (every network and optimizer) and ``rng_state``, to resume from.
 
 Training (``train.py``) writes these files, ``apply.py`` and a resumed training read them; both import this
@@ -22,6 +24,7 @@ from shared.atomic import atomic_path
 from trainer import __version__
 from trainer.refine.data import RefineError
 from trainer.refine.networks import ResnetGenerator
+from trainer.training.checkpoint import Checkpoint
 
 REFINER_FILE = "refiner.pth"
 CHECKPOINT_FILE = "checkpoint.pth"
@@ -41,16 +44,10 @@ def refiner_record(
     model_name: str, generator: torch.nn.Module, spec: dict[str, int], step: int, args: dict[str, Any]
 ) -> dict[str, Any]:
     """What ``refiner.pth`` holds (``checkpoint.pth`` adds ``train_state`` and ``rng_state``)."""
-    return {
-        "task": "refine",
-        "model_name": model_name,
-        "categories": [],
-        "model": generator.state_dict(),
-        "generator": spec,
-        "step": step,
-        "args": args,
-        "blendset_version": __version__,
-    }
+    return Checkpoint(
+        task="refine", model_name=model_name, model=generator.state_dict(), global_step=step, args=args,
+        blendset_version=__version__, task_state={"generator": spec, "step": step},
+    ).to_dict()  # fmt: skip
 
 
 def save_refiner_file(record: dict[str, Any], path: str) -> None:

@@ -12,7 +12,8 @@ leaves the previous checkpoint intact. :class:`Checkpoint` is that dict's typed 
 - how good it is: ``metric_name``, ``metric_mode`` (``max`` or ``min``), ``best_metric``, ``best_epoch``;
 - ``task_state``: what the task needs to rebuild and use the model (detection ``min_size``/``max_size``/
   ``masks``; classification ``image_size``/``grayscale``/``padding``; regression ``targets``,
-  ``target_ranges``, ``target_mean``, ``image_size``, ``val_mse``, ``best_val_mse``). These keys are stored at
+  ``target_ranges``, ``target_mean``, ``image_size``, ``val_mse``, ``best_val_mse``; the refiner
+  ``generator`` and ``step``). These keys are stored at
   the top level of the dict, as checkpoints of earlier versions have them, so both read the same way.
 
 Earlier regression checkpoints had no ``metric_name``/``best_metric``; :meth:`Checkpoint.from_dict` fills
@@ -31,7 +32,10 @@ import torch
 
 from shared.atomic import atomic_path
 from shared.errors import BlendsetError
-from trainer.training.spec import TASKS
+from trainer.training.spec import TASKS as TRAINING_TASKS
+
+# Every task whose checkpoints use this layout: the training tasks and the refiner (trainer/refine/checkpoint.py).
+TASKS = (*TRAINING_TASKS, "refine")
 
 _FIELDS = (
     "task", "model_name", "categories", "model", "optimizer", "lr_scheduler", "scaler", "epoch", "global_step",
