@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCALE ?= small
 BLENDER_CACHE ?= $(HOME)/.cache/blendset
 
-.PHONY: setup demo test lint addon blender clean
+.PHONY: setup demo test lint addon blender real-photos clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # A real Blender binary (5.2 LTS) in a debootstrap chroot, cached in $(BLENDER_CACHE); optional for `make test`.
 blender:
 	bash scripts/provision_blender.sh
+
+# The real photos of the boards benchmark: 26 of OpenCV's chessboard calibration samples, from Debian's opencv-doc
+# (/usr/share/doc/opencv-doc/examples/data). Install them once, then run the benchmark (docs/boards.md).
+real-photos:
+	@test -f /usr/share/doc/opencv-doc/examples/data/left01.jpg && echo "real chessboard photos: already installed" || \
+	{ command -v apt-get >/dev/null || { echo "error: apt-get not found; the real chessboard photos come from Debian's opencv-doc package"; exit 1; }; \
+	  apt-get install -y opencv-doc || { echo "error: apt-get install opencv-doc failed (run as root, or apt-get update first)"; exit 1; }; }
 
 demo: setup
 	$(VENV)/bin/blendset demo --scale $(SCALE) --out runs/demo

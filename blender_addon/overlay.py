@@ -1,4 +1,6 @@
-"""The preview picture: RGB with each instance's mask tinted in its class colour, its box, and its class name.
+"""The preview picture: RGB with each instance's mask tinted in its class colour, its box, its class name, and its
+keypoints: visible ones (v = 2) as filled squares in KEYPOINT_VISIBLE, hidden ones (v = 1) as hollow squares in
+KEYPOINT_HIDDEN, the skeleton as lines in the class colour between labelled keypoints.
 
 Pure numpy (no bpy), so it is tested on its own. Arrays are top-down (row 0 is the top of the image), as in
 COCO; the caller flips Blender's bottom-up pixel buffers.
@@ -75,6 +77,10 @@ PALETTE = np.array(
 )
 
 
+KEYPOINT_VISIBLE = np.array([0.2, 1.0, 0.3], dtype=np.float32)
+KEYPOINT_HIDDEN = np.array([1.0, 0.85, 0.1], dtype=np.float32)
+
+
 def text_mask(text: str, scale: int = 1) -> np.ndarray:
     """Boolean pixels of ``text`` (upper-cased; unknown characters as '?'), one blank column between glyphs."""
     glyphs = [_FONT.get(ch, _FONT["?"]) for ch in text.upper()] or [_FONT[" "]]
@@ -114,6 +120,40 @@ def _draw_box(img: np.ndarray, bbox: list[float], color: np.ndarray, thickness: 
     img[y0 : y1 + 1, max(x1 - t + 1, x0) : x1 + 1, :3] = color
 
 
+def _draw_line(img: np.ndarray, p: tuple[float, float], q: tuple[float, float], color: np.ndarray) -> None:
+    """A one-pixel line between two points in COCO continuous coordinates, clipped to the image."""
+    H, W = img.shape[:2]
+    n = int(np.ceil(2 * max(abs(q[0] - p[0]), abs(q[1] - p[1])))) + 1  # half-pixel steps leave no gaps
+    t = np.linspace(0.0, 1.0, n)
+    xs = np.floor(p[0] + t * (q[0] - p[0])).astype(int)
+    ys = np.floor(p[1] + t * (q[1] - p[1])).astype(int)
+    ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
+    img[ys[ok], xs[ok], :3] = color
+
+
+def _draw_marker(img: np.ndarray, x: float, y: float, radius: int, filled: bool, color: np.ndarray) -> None:
+    """A square of side 2 * radius + 1 around the pixel holding (x, y): filled, or only its outline."""
+    H, W = img.shape[:2]
+    cx, cy = int(np.floor(x)), int(np.floor(y))
+    y0, y1, x0, x1 = cy - radius, cy + radius, cx - radius, cx + radius
+    ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+    keep = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
+    if not filled:
+        keep &= (xs == x0) | (xs == x1) | (ys == y0) | (ys == y1)
+    img[ys[keep], xs[keep], :3] = color
+
+
+def _draw_keypoints(img: np.ndarray, ann: dict[str, Any], skeleton: list, color: np.ndarray, scale: int) -> None:
+    pts = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+    for a, b in skeleton:  # 1-based, as in COCO
+        if 1 <= a <= len(pts) and 1 <= b <= len(pts) and pts[a - 1, 2] > 0 and pts[b - 1, 2] > 0:
+            _draw_line(img, tuple(pts[a - 1, :2]), tuple(pts[b - 1, :2]), color)
+    for x, y, v in pts:
+        if v > 0:
+            visible = v >= 2
+            _draw_marker(img, x, y, scale + 1, visible, KEYPOINT_VISIBLE if visible else KEYPOINT_HIDDEN)
+
+
 def class_colors(
     categories: list[dict[str, Any]], configured: dict[str, tuple[float, float, float]]
 ) -> dict[int, np.ndarray]:
@@ -132,7 +172,8 @@ def compose(
     configured_colors: dict[str, tuple[float, float, float]] | None = None,
 ) -> np.ndarray:
     """The preview image (H, W, 4) float32 in 0..1 from an RGB(A) float image, the uint16 instance mask and
-    the frame's COCO dict (categories, annotations with ``bbox`` and ``attributes.instance_id``)."""
+    the frame's COCO dict (categories, annotations with ``bbox`` and ``attributes.instance_id``, and for
+    classes with keypoints ``keypoints`` plus the category's ``skeleton``)."""
     H, W = instance.shape
     out = np.ones((H, W, 4), dtype=np.float32)
     out[..., :3] = rgb[..., :3]
@@ -154,4 +195,9 @@ def compose(
         if y < 0:
             y = int(ann["bbox"][1]) + scale
         _put_text(out, names.get(ann["category_id"], str(ann["category_id"])), x, y, color, scale)
+    skeletons = {c["id"]: c.get("skeleton") or [] for c in coco.get("categories", [])}
+    for ann in anns:  # last: keypoints stay visible over boxes and names
+        if ann.get("keypoints"):
+            color = colors.get(ann["category_id"], PALETTE[0])
+            _draw_keypoints(out, ann, skeletons.get(ann["category_id"], []), color, scale)
     return np.clip(out, 0.0, 1.0)

@@ -42,16 +42,17 @@ NAME_SEPARATOR = ","
 @dataclass(frozen=True)
 class Field:
     """One dataclass field and how the panel stores it. ``kind`` is one of:
-    bool, int, float, str, optional_str, enum, enum_set, names, vector, range, int_range, literal_or_point,
-    group, optional_group, collection."""
+    bool, int, float, str, optional_str, enum, enum_set, names, vector, rows, range, int_range,
+    literal_or_point, group, optional_group, collection. ``rows`` is a list of fixed-size tuples
+    (keypoint coordinates, skeleton pairs): one collection item per tuple."""
 
     name: str
     path: str  # field path without list indices, e.g. "mixture.camera.distance"
     kind: str
     tp: Any  # the type with Optional stripped
     choices: tuple[str, ...] = ()  # enum values (enum, enum_set, literal_or_point)
-    size: int = 0  # vector length
-    elem: Any = None  # vector element type; dataclass for group/optional_group/collection
+    size: int = 0  # vector length; tuple length of a rows item
+    elem: Any = None  # vector/rows element type; dataclass for group/optional_group/collection
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -104,6 +105,10 @@ def field_kind(name: str, path: str, tp: Any) -> Field:
                 return Field(name, path, "enum_set", inner, choices=typing.get_args(elem))
             if dataclasses.is_dataclass(elem):
                 return Field(name, path, "collection", inner, elem=elem)
+            parts = typing.get_args(elem)
+            if typing.get_origin(elem) is tuple and parts and Ellipsis not in parts:
+                if all(a is parts[0] for a in parts) and parts[0] in (float, str):
+                    return Field(name, path, "rows", inner, size=len(parts), elem=parts[0])
         elif args and all(a is args[0] for a in args) and args[0] in (int, float):
             return Field(name, path, "vector", inner, size=len(args), elem=args[0])
     raise TypeError(f"{path}: the panel has no property for {inner!r}")
@@ -243,6 +248,23 @@ def _range_group(field: Field, default: Any) -> type:
     return _make_class(field.path, ann)
 
 
+def _row_group(field: Field) -> type:
+    """One item of a ``rows`` list: a float vector ``value`` (coordinates), or strings ``v0``, ``v1``, ...
+    (a pair of keypoint names)."""
+    desc = config_docs.tooltip(field.path)
+    if field.elem is float:
+        opts = _float_opts(field.path) | {"precision": 4}  # keypoints on small objects: millimetres matter
+        opts.pop("subtype", None)
+        ann = {
+            "value": bpy.props.FloatVectorProperty(
+                name="Value", description=desc, size=field.size, subtype="XYZ" if field.size == 3 else "NONE", **opts
+            )
+        }
+    else:
+        ann = {f"v{i}": bpy.props.StringProperty(name=f"Item {i + 1}", description=desc) for i in range(field.size)}
+    return _make_class(field.path, ann)
+
+
 _DIST_ICONS = {"uniform": "IPO_LINEAR", "normal": "SMOOTHCURVE", "loguniform": "IPO_EXPO"}
 
 
@@ -304,6 +326,8 @@ def _property_for(field: Field, default: Any) -> dict[str, Any]:
                 name="Point", description=desc, size=field.size, default=point_default, subtype="XYZ", unit="LENGTH"
             ),
         }
+    if k == "rows":
+        return {field.name: bpy.props.CollectionProperty(type=_row_group(field), name=name, description=desc)}
     if k in ("range", "int_range"):
         return {field.name: bpy.props.PointerProperty(type=_range_group(field, default), name=name, description=desc)}
     if k in ("group", "optional_group"):
@@ -367,7 +391,9 @@ def _group(cls: type, path: str, optional: bool) -> type:
 
 
 def _zero(field: Field) -> Any:
-    """Default for a field of a dataclass with required fields (ClassSpec)."""
+    """Default for a field of a dataclass with required fields (ClassSpec, KeypointSpec)."""
+    if field.kind == "enum":  # KeypointSpec.source: the first choice until the artist picks one
+        return field.choices[0]
     return {"str": "", "int": 0, "float": 0.0, "bool": False}.get(field.kind, ())
 
 
@@ -426,6 +452,10 @@ def _read_field(pg: Any, field: Field) -> Any:
         return [c for c in getattr(pg, f"{field.name}_order").split(NAME_SEPARATOR) if c]
     if k == "vector":
         return [_f32(x) for x in v] if field.elem is float else list(v)
+    if k == "rows":
+        if field.elem is float:
+            return [[_f32(x) for x in item.value] for item in v]
+        return [[getattr(item, f"v{i}") for i in range(field.size)] for item in v]
     if k == "literal_or_point":
         return [_f32(x) for x in getattr(pg, f"{field.name}_point")] if v == POINT_ITEM else v
     if k == "range":
@@ -474,6 +504,16 @@ def _write_field(pg: Any, field: Field, v: Any, where: str) -> None:
         setattr(pg, f"{field.name}_order", NAME_SEPARATOR.join(v))
     elif k == "vector":
         setattr(pg, field.name, v)
+    elif k == "rows":
+        coll = getattr(pg, field.name)
+        coll.clear()
+        for row in v:
+            item = coll.add()
+            if field.elem is float:
+                item.value = row
+            else:
+                for i, value in enumerate(row):
+                    setattr(item, f"v{i}", value)
     elif k == "literal_or_point":
         if isinstance(v, tuple):
             setattr(pg, field.name, POINT_ITEM)

@@ -32,9 +32,11 @@ SECTION_TITLES = {
     "weather": "Weather",
     "post": "Post-processing",
     "filters": "Annotation Filters",
+    "keypoints": "Keypoints",
 }
 DATASET_FIELDS = ("name", "seed", "count")
 OBJECT_NAME_FIELDS = ("surfaces", "objects")  # name lists of objects: a button fills them from the selection
+KEYPOINT_NAMES = "classes.keypoints.names"  # a button fills it from the active object's groups or empties
 
 
 def _split(layout: bpy.types.UILayout, text: str) -> bpy.types.UILayout:
@@ -58,6 +60,9 @@ def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -
         if k == "names" and name in OBJECT_NAME_FIELDS:
             op = right.operator("blendset.names_from_selection", text="", icon="RESTRICT_SELECT_OFF")
             op.data_path = f"{pg.path_from_id()}.{name}"
+        elif k == "names" and field.path == KEYPOINT_NAMES:
+            op = right.operator("blendset.keypoint_names_from_active", text="", icon="EYEDROPPER")
+            op.data_path = pg.path_from_id()
     elif k == "enum_set":
         right = _split(layout, text)
         grid = right.grid_flow(
@@ -66,6 +71,8 @@ def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -
         grid.prop(pg, name)
     elif k == "vector":
         _split(layout, text).column(align=True).prop(pg, name, text="")
+    elif k == "rows":
+        _draw_rows(layout, pg, field, text)
     elif k == "literal_or_point":
         right = _split(layout, text).column(align=True)
         right.prop(pg, name, text="")
@@ -88,13 +95,34 @@ def draw_field(layout: bpy.types.UILayout, pg: Any, field: props_config.Field) -
         draw_fields(box, getattr(pg, name), field.elem, field.path + ".")
     elif k == "optional_group":
         sub = getattr(pg, name)
-        header, body = layout.panel(f"blendset_{field.path.replace('.', '_')}", default_closed=True)
+        # open at first sight when in use (a class's keypoints, a mixture component's own section)
+        header, body = layout.panel(f"blendset_{field.path.replace('.', '_')}", default_closed=not sub.enabled)
         header.prop(sub, "enabled", text=SECTION_TITLES.get(name, text))
         if body is not None:
             body.enabled = sub.enabled
             draw_fields(body, sub, field.elem, field.path + ".")
     elif k == "collection":  # only the root's classes/mixture, drawn by their own panels
         layout.label(text=f"{text}: {len(getattr(pg, name))}")
+
+
+def _draw_rows(layout: bpy.types.UILayout, pg: Any, field: props_config.Field, text: str) -> None:
+    """A list of tuples (keypoint coordinates, name pairs): one line per entry with a remove button, and an add
+    button after the label."""
+    rows = getattr(pg, field.name)
+    path = f"{pg.path_from_id()}.{field.name}"
+    right = _split(layout, f"{text} ({len(rows)})")
+    op = right.operator("blendset.row_edit", text="Add", icon="ADD")
+    op.data_path, op.action = path, "ADD"
+    col = layout.column(align=True)
+    for i, item in enumerate(rows):
+        line = col.row(align=True)
+        if field.elem is float:
+            line.prop(item, "value", text="")
+        else:
+            for j in range(field.size):
+                line.prop(item, f"v{j}", text="")
+        op = line.operator("blendset.row_edit", text="", icon="X")
+        op.data_path, op.action, op.index = path, "REMOVE", i
 
 
 def draw_fields(layout: bpy.types.UILayout, pg: Any, cls: type, prefix: str, skip: tuple[str, ...] = ()) -> None:

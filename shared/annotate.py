@@ -14,6 +14,7 @@ Pure numpy, values in, values out: the engine renders, this module measures. Con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from .coco import _counts_from_runs, _counts_to_strings, instance_runs, mask_to_polygons
 from .config import Filters
+from .keypoints import num_keypoints
 from .layout import annotation_id, image_id
 
 __all__ = ["InstanceInfo", "annotate_frame", "background_similarity"]
@@ -166,6 +168,13 @@ def _median(values: np.ndarray) -> float | None:
     return float((float(part[ranks[0]]) + float(part[ranks[1]])) / 2.0)
 
 
+def _keypoint_fields(keypoints: Mapping[int, list[float | int]] | None, instance_id: int) -> dict[str, Any]:
+    flat = keypoints.get(instance_id) if keypoints else None
+    if flat is None:
+        return {}  # no keys at all: annotations of classes without keypoints stay as they were
+    return {"keypoints": list(flat), "num_keypoints": num_keypoints(flat)}
+
+
 def _dropped(info: InstanceInfo, reason: str, visible: int, occlusion: float | None) -> dict[str, Any]:
     return {
         "object": info.object_name,
@@ -186,6 +195,7 @@ def annotate_frame(
     filters: Filters,
     frame: int,
     polygons: bool = False,
+    keypoints: Mapping[int, list[float | int]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """COCO annotations for one frame, plus the instances left out and why.
 
@@ -196,6 +206,8 @@ def annotate_frame(
     Dropped instances (no visible pixel, fewer than ``filters.min_visible_pixels``, occlusion above
     ``filters.max_occlusion``) come back in the second list with ``object``, ``class``, ``reason``.
     With ``polygons`` each annotation also gets ``"polygons"`` (COCO polygon lists of the visible pixels).
+    ``keypoints`` maps an instance id to its COCO keypoint list (``shared.keypoints.frame_keypoints``); those
+    instances' annotations get ``keypoints`` and ``num_keypoints``.
     """
     im = np.asarray(instance_map)
     if im.ndim != 2:
@@ -268,6 +280,7 @@ def annotate_frame(
             "area": visible,
             "iscrowd": 0,
             "segmentation": {"size": [h, w], "counts": ""},  # filled in below, all objects at once
+            **_keypoint_fields(keypoints, info.instance_id),
             "attributes": {
                 "visible_pixels": visible,
                 "unoccluded_pixels": inframe,

@@ -361,6 +361,7 @@ ProblemKind = Literal[
     "unknown_category",
     "bad_bbox",
     "bbox_outside_image",
+    "bad_keypoints",
     "missing_file",
     "bad_file",
 ]
@@ -429,6 +430,43 @@ def _finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
+def _category_keypoints_problem(c: dict[str, Any]) -> str | None:
+    """Why a category's ``keypoints`` (names) and ``skeleton`` (1-based index pairs) are unusable, or None."""
+    names = c["keypoints"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        return f"keypoints must be a non-empty list of names, got {str(names)[:60]}"
+    if len(set(names)) != len(names):
+        return "keypoint names repeat"
+    for pair in c.get("skeleton", []) or []:
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= len(names) for k in pair):
+            return f"skeleton pair {pair!r} is not two keypoint indices in 1..{len(names)} (COCO's are 1-based)"
+    return None
+
+
+def _annotation_keypoints_problem(a: dict[str, Any], k: int | None) -> str | None:
+    """Why an annotation's ``keypoints`` do not fit its category (``k`` keypoints, None: not a keypoint
+    category), or None: ``3 * k`` finite numbers, every third a visibility 0, 1 or 2, and ``num_keypoints``
+    (when given) the count of v > 0."""
+    flat = a.get("keypoints")
+    if k is None:
+        return None if flat is None else f"has keypoints but category {a['category_id']} defines none"
+    if flat is None:
+        return f"category {a['category_id']} has {k} keypoints but the annotation has none"
+    if not isinstance(flat, list) or len(flat) != 3 * k:
+        n = len(flat) if isinstance(flat, list) else type(flat).__name__
+        return f"keypoints must be a list of 3 * {k} numbers (x, y, v per keypoint), got {n}"
+    if not all(_finite_number(v) for v in flat):
+        return "keypoints hold a value that is not a finite number"
+    vis = flat[2::3]
+    if any(v not in (0, 1, 2) for v in vis):
+        return f"keypoint visibilities must be 0, 1 or 2, got {sorted({v for v in vis if v not in (0, 1, 2)})[:3]}"
+    n = a.get("num_keypoints")
+    if n is not None and n != sum(1 for v in vis if v > 0):
+        return f"num_keypoints is {n!r} but {sum(1 for v in vis if v > 0)} keypoints have v > 0"
+    return None
+
+
 def load_coco(
     path: str,
     images_root: str | None = None,
@@ -446,9 +484,12 @@ def load_coco(
     Problem kinds: ``not_json``, ``missing_key`` (top level, or an image/annotation without id or size),
     ``duplicate_image_id``, ``duplicate_annotation_id``, ``duplicate_category_id``, ``unknown_image``,
     ``unknown_category``, ``bad_bbox`` (not 4 finite numbers, or zero/negative width or height),
-    ``bbox_outside_image`` (beyond 1 px), ``missing_file``, ``bad_file`` (empty, truncated PNG/JPEG, wrong magic
-    bytes, or a file name escaping ``images_root``), and with ``"skip"`` also ``dropped_with_image`` (a good
-    annotation removed because its image was removed).
+    ``bbox_outside_image`` (beyond 1 px), ``bad_keypoints`` (a category's ``keypoints``/``skeleton`` malformed:
+    the category is left out; or an annotation's ``keypoints`` not ``3 * K`` numbers of its category with
+    visibilities 0/1/2, a ``num_keypoints`` that disagrees, keypoints missing in a keypoint category),
+    ``missing_file``, ``bad_file`` (empty, truncated PNG/JPEG, wrong magic bytes, or a file name escaping
+    ``images_root``), and with ``"skip"`` also ``dropped_with_image`` (a good annotation removed because its image
+    was removed).
     """
     if on_problem not in ("raise", "skip"):
         raise ValueError(f"on_problem must be 'raise' or 'skip', got {on_problem!r}")
@@ -474,11 +515,18 @@ def load_coco(
     bad_anns: set[int] = set()
 
     categories, cat_ids = [], set()
+    cat_keypoints: dict[int, int] = {}  # category id -> number of keypoints, for keypoint categories
     for c in data["categories"]:
         cid = c.get("id") if isinstance(c, dict) else None
         if isinstance(cid, bool) or not isinstance(cid, int) or cid in cat_ids:
             problems.append(Problem("duplicate_category_id", None, None, f"category {c!r}: missing or repeated id"))
             continue
+        if "keypoints" in c:
+            why = _category_keypoints_problem(c)
+            if why:  # left out: its annotations then show up as unknown_category
+                problems.append(Problem("bad_keypoints", None, None, f"category {cid}: {why}"))
+                continue
+            cat_keypoints[cid] = len(c["keypoints"])
         cat_ids.add(cid)
         categories.append(c)
 
@@ -534,6 +582,11 @@ def load_coco(
         if a.get("category_id") not in cat_ids:
             msg = f"annotation {aid} has unknown category id {a.get('category_id')!r}"
             problems.append(Problem("unknown_category", iid, aid, msg))
+            bad_anns.add(aid)
+            continue
+        why = _annotation_keypoints_problem(a, cat_keypoints.get(a["category_id"]))
+        if why:
+            problems.append(Problem("bad_keypoints", iid, aid, f"annotation {aid}: {why}"))
             bad_anns.add(aid)
             continue
         box = a.get("bbox")

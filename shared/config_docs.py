@@ -40,6 +40,19 @@ DOCS: dict[str, tuple[str, str]] = {
     "classes.objects": ("Objects that belong to this class", ""),
     "classes.collections": ("Collections whose objects (recursively) belong to this class", ""),
     "classes.color": ("Colour used for this class in previews and semantic visualisations", ""),
+    "classes.keypoints": ("Named keypoints of this class's instances, projected and checked for visibility", ""),
+    "classes.keypoints.source": (
+        "Where keypoints come from: vertex_groups (weighted mean of one vertex group each), empties (world "
+        "location of empties parented to the object) or local (object-local coordinates below)",
+        "",
+    ),
+    "classes.keypoints.names": ("Keypoint names, in order: vertex group or empty names for those sources", ""),
+    "classes.keypoints.coordinates": ("Object-local [x, y, z] of each keypoint (source local only)", "m"),
+    "classes.keypoints.skeleton": ("Pairs of keypoint names joined by a line (COCO skeleton)", ""),
+    "classes.keypoints.flip_pairs": (
+        "Pairs of keypoint names swapped by a left-right image flip (YOLO flip_idx; none: no valid flip)",
+        "",
+    ),
     "label_properties": (
         "Also label objects and collections that carry blendset_class / blendset_class_id custom properties "
         "(or BlenderProc's category_id)",

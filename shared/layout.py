@@ -16,6 +16,15 @@ Frame ``i`` (0-based, global across shards) has COCO image id ``i + 1``. Annotat
 ``(i + 1) * ANN_ID_STRIDE + k`` for the k-th kept instance of the frame, so shards and resumed runs give the
 same ids as one uninterrupted run and merging can never duplicate an id.
 
+Pixel coordinates (boxes, polygons, keypoints, ``K``) are COCO's continuous ones: (0, 0) is the top-left corner
+of the top-left pixel, x to the right, y down, so the centre of pixel (column i, row j) is (i + 0.5, j + 0.5).
+
+Keypoints (classes with ``keypoints`` in the config; standard COCO keypoints, see ``shared/keypoints.py``):
+``categories[*]["keypoints"]`` (names, in order), ``["skeleton"]`` (1-based index pairs) and, with
+``flip_pairs``, ``["keypoint_flip_map"]`` (pairs of names a left-right flip swaps); ``annotations[*]["keypoints"]``
+(flat ``[x, y, v] * K``, rounded to 0.01 px; ``v`` 0 outside the image with ``x = y = 0``, 1 inside but hidden,
+2 visible) and ``["num_keypoints"]`` (keypoints with ``v > 0``). Annotations of other classes have neither key.
+
 COCO extensions (all JSON-plain):
 
 - ``images[*]["blendset"]``: ``frame``, ``seed``, ``component`` (mixture component index or null),

@@ -42,6 +42,11 @@ def camera_matrices(scene: Any, cam_ob: Any) -> dict[str, Any]:
     }
 
 
+# Object types without geometry: an instance's parts include them (empties marking keypoints, an armature),
+# they render nothing, and to_mesh() refuses them.
+NO_GEOMETRY = {"EMPTY", "ARMATURE", "LATTICE", "CAMERA", "LIGHT", "LIGHT_PROBE", "SPEAKER"}
+
+
 class MeshCache:
     """Local-space vertices and triangles per object, cached while the object's data cannot change by itself
     (no modifiers, not a curve/text); evaluated again every frame otherwise."""
@@ -50,6 +55,8 @@ class MeshCache:
         self._static: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def local(self, ob: Any, depsgraph: Any) -> tuple[np.ndarray, np.ndarray]:
+        if ob.type in NO_GEOMETRY:
+            return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int32)
         key = ob.as_pointer()
         static = ob.type == "MESH" and len(ob.modifiers) == 0 and ob.data is not None and not ob.data.shape_keys
         if static and key in self._static:

@@ -30,12 +30,14 @@ from ..shared import layout
 from ..shared.annotate import InstanceInfo, annotate_frame
 from ..shared.coco import write_json_atomic
 from ..shared.config import ConfigError, DatasetConfig, config_hash, resolve_component
+from ..shared.keypoints import category_fields, frame_keypoints
 from ..shared.merge import coco_from_records, frames_of_shard, read_frame_records
 from ..shared.progress import ProgressFn, Step
 from ..shared.sampling import choose_component, frame_rng
 from . import post, randomize
 from .errors import EngineError
 from .geometry import MeshCache, camera_matrices, silhouette_counts
+from .keypoints import KeypointPlan, plan_keypoints, world_keypoints
 from .passes import read_passes, set_exr_output, set_image_output, setup_render
 from .png import strip_png_metadata
 from .scene_state import SceneState
@@ -73,6 +75,7 @@ class DatasetRenderer:
         self.progress = progress
         self.frame_hook = frame_hook
         self.targets: list[Target] = []
+        self._keypoints: dict[int, KeypointPlan] = {}
         self.categories: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self._base: SceneState | None = None
@@ -136,7 +139,11 @@ class DatasetRenderer:
         if len(self.targets) > 65535:
             raise EngineError(f"{len(self.targets)} instances: the 16-bit instance map holds at most 65535")
         self._assign_pass_indices()
-        self.categories = [{"id": c.id, "name": c.name, "supercategory": "blendset"} for c in cats]
+        self._keypoints = plan_keypoints(self.config, self.targets)
+        kp_fields = {c.name: category_fields(c.keypoints) for c in self.config.classes if c.keypoints is not None}
+        self.categories = [
+            {"id": c.id, "name": c.name, "supercategory": "blendset", **kp_fields.get(c.name, {})} for c in cats
+        ]
         randomize.prepare(self._context(state), self.config)
         if scene.camera is None:
             raise EngineError("the scene has no camera: add one or configure the camera randomizer", "camera")
@@ -258,6 +265,14 @@ class DatasetRenderer:
             cams = camera_matrices(scene, scene.camera)
             visible_targets = [t for t in self.targets if any(not p.hide_render for p in t.parts)]
             infos = self._instance_infos(visible_targets, depsgraph, cams)
+        kp_world = None
+        if self._keypoints:  # frames of configs without keypoints do none of this
+            with self._timed("keypoints"):
+                kp_world = {
+                    t.instance_id: world_keypoints(self._keypoints[t.instance_id], depsgraph, self._meshes)
+                    for t in visible_targets
+                    if t.instance_id in self._keypoints
+                }
         with self._timed("render"):
             bpy.ops.render.render(write_still=False, scene=scene.name, layer=self._view_layer.name)
         with self._timed("save"):
@@ -277,7 +292,19 @@ class DatasetRenderer:
             rgb = post.post_process(rgb_file, config, rng, params, passes["depth"])
         with self._timed("annotate"):
             record, arrays, paths = self._annotate(
-                frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr
+                frame,
+                config,
+                cams,
+                params,
+                component,
+                infos,
+                passes,
+                rgb,
+                visible_targets,
+                ext,
+                rgb_file,
+                exr,
+                kp_world,
             )
         with self._timed("write"):
             write_frame(paths, arrays, record)
@@ -286,17 +313,28 @@ class DatasetRenderer:
         return record
 
     def _annotate(
-        self, frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr
+        self, frame, config, cams, params, component, infos, passes, rgb, visible_targets, ext, rgb_file, exr, kp_world
     ):
-        """Annotations, the frame record, and the arrays and paths the writer needs."""
+        """Annotations, the frame record, and the arrays and paths the writer needs. ``kp_world``: instance id ->
+        world keypoints (K x 3) of the frame's instances with keypoints, or None."""
         index = passes["index"]
         lut = np.zeros(len(self.targets) + 1, dtype=np.uint16)
         for t in self.targets:
             lut[t.instance_id] = t.category.id + 1
         if index.max(initial=0) > len(self.targets):
             index = np.where(index > len(self.targets), 0, index).astype(np.uint16)
+        keypoints = None
+        if kp_world:  # projected and tested against this frame's depth (planar Z, like the projection's depth)
+            keypoints = frame_keypoints(kp_world, cams["K"], cams["world_from_camera"], passes["depth"])
         annotations, dropped = annotate_frame(
-            index, infos, passes["depth"], rgb, config.filters, frame, polygons=config.output.polygons
+            index,
+            infos,
+            passes["depth"],
+            rgb,
+            config.filters,
+            frame,
+            polygons=config.output.polygons,
+            keypoints=keypoints,
         )
         record = self._record(frame, config, cams, params, component, annotations, dropped, visible_targets, ext)
         arrays: dict[str, Any] = {"rgb_file": rgb_file, "instance": index, "semantic": lut[index]}

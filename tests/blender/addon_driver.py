@@ -51,19 +51,28 @@ def install(zip_path: str) -> str:
 
 def check_enable_cycle(module: str) -> None:
     assert hasattr(bpy.types.Scene, "blendset") and hasattr(bpy.ops.blendset, "generate")
+    generated = {c.__name__: c for c in props_config_of(module).generated_classes()}
+    assert generated["BLENDSET_PG_classes_keypoints_skeleton"].is_registered
     bpy.ops.preferences.addon_disable(module=module)
+    assert not any(c.is_registered for c in generated.values()), "disable left a generated class registered"
     assert not hasattr(bpy.types.Scene, "blendset"), "disable left Scene.blendset behind"
     assert not hasattr(bpy.types, "VIEW3D_PT_blendset_camera"), "disable left a panel registered"
     assert "BLENDSET_PG_camera_distance" not in dir(bpy.types)
     bpy.ops.preferences.addon_enable(module=module)
     assert hasattr(bpy.types.Scene, "blendset"), "enable after disable did not register"
     assert hasattr(bpy.types, "VIEW3D_PT_blendset_camera")
+    again = {c.__name__: c for c in props_config_of(module).generated_classes()}
+    assert again.keys() == generated.keys() and all(c.is_registered for c in again.values())
 
 
 def select_only(names: list[str]) -> None:
     for ob in bpy.context.scene.objects:
         ob.select_set(ob.name in names)
     bpy.context.view_layer.objects.active = bpy.data.objects[names[0]]
+
+
+def props_config_of(module: str):
+    return importlib.import_module(f"{module}.props_config")
 
 
 def preview_pixels() -> list[float]:
@@ -132,6 +141,32 @@ def main() -> None:
     bpy.ops.blendset.label_selected(class_name="ball", class_id=1, color=(0.1, 0.4, 0.9))
     assert not any("labelled" in p.message for p in operators.find_problems(scene))
 
+    # -- keypoints: the per-class block, its list editing and the names button ----------------------------------
+    cube = bpy.data.objects["Cube"]
+    for name in ("tip", "base"):
+        cube.vertex_groups.new(name=name)
+    kp = pg.classes[0].keypoints
+    kp.enabled, kp.source = True, "vertex_groups"
+    select_only(["Cube"])
+    assert bpy.ops.blendset.keypoint_names_from_active(data_path=kp.path_from_id()) == {"FINISHED"}
+    assert kp.names == "tip,base", kp.names
+    skeleton = f"{kp.path_from_id()}.skeleton"
+    for _ in range(2):
+        bpy.ops.blendset.row_edit(data_path=skeleton, action="ADD")
+    kp.skeleton[0].v0, kp.skeleton[0].v1 = "tip", "base"
+    bpy.ops.blendset.row_edit(data_path=skeleton, action="REMOVE", index=1)
+    got = props_config_of(module).config_from_scene(scene).classes[0].keypoints
+    assert got.names == ("tip", "base") and got.skeleton == (("tip", "base"),), got
+    kp.skeleton[0].v1 = "nope"
+    try:
+        props_config_of(module).config_from_scene(scene)
+        raise AssertionError("a skeleton naming an unknown keypoint was accepted")
+    except Exception as err:  # the schema's ConfigError, naming the field
+        assert "classes[0].keypoints.skeleton[0][1]" in str(err), err
+    kp.enabled = False  # Cone has no such groups: the rest of the run labels without keypoints
+    for name in ("tip", "base"):
+        cube.vertex_groups.remove(cube.vertex_groups[name])
+
     # -- preset -----------------------------------------------------------------------------------------------
     bpy.ops.blendset.apply_preset(preset="angle")
     assert pg.camera.enabled and (pg.camera.azimuth_deg.min, pg.camera.azimuth_deg.max) == (-90.0, 90.0)
@@ -182,7 +217,22 @@ def main() -> None:
         "label_properties": False,
         "classes": [
             {"name": "a", "id": 0, "objects": ["Cube", "Cone"], "collections": ["Set"], "color": [0.25, 0.5, 1]},
-            {"name": "b", "id": 3},
+            {
+                "name": "b",
+                "id": 3,
+                "keypoints": {
+                    "source": "local",
+                    "names": ["l", "r", "c"],
+                    "coordinates": [[0.0125, -1.25, 0.5], [-0.0125, -1.25, 0.5], [0.0, 0.3, 2.0]],
+                    "skeleton": [["l", "c"], ["r", "c"]],
+                    "flip_pairs": [["l", "r"]],
+                },
+            },
+            {  # same layout as "b": the rich config's YOLO export holds one
+                "name": "e",
+                "id": 4,
+                "keypoints": {"source": "empties", "names": ["l", "r", "c"], "flip_pairs": [["r", "l"]]},
+            },
         ],
         "render": {
             "engine": "BLENDER_WORKBENCH",
@@ -244,6 +294,17 @@ def main() -> None:
     assert result["preview_class_pixels"] > 0, "no box or label drawn in the class colour"
     bpy.data.images.remove(img)
     assert fingerprint(scene) == before, "preview changed the scene"
+    # a preview of a class with keypoints (local: every labelled object has them) renders and draws them
+    kp = pg.classes[0].keypoints
+    kp.enabled, kp.source, kp.names = True, "local", "top"
+    rows = f"{kp.path_from_id()}.coordinates"
+    bpy.ops.blendset.row_edit(data_path=rows, action="ADD")
+    kp.coordinates[0].value = (0.0, 0.0, 1.0)
+    assert bpy.ops.blendset.preview() == {"FINISHED"}
+    bpy.data.images.remove(bpy.data.images["Blendset Preview"])
+    bpy.ops.blendset.row_edit(data_path=rows, action="REMOVE", index=0)
+    kp.enabled, kp.names = False, ""
+    assert fingerprint(scene) == before, "a keypoint preview changed the scene"
 
     # -- generate: cancel after one frame, then resume ------------------------------------------------------------
     assert bpy.ops.blendset.generate(cancel_after=1) == {"FINISHED"}

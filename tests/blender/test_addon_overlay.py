@@ -54,3 +54,18 @@ def test_palette_when_config_has_no_colour() -> None:
     rgb, inst, coco = _scene()
     out = overlay.compose(rgb, inst, coco)
     np.testing.assert_allclose(out[40, 50, :3], overlay.PALETTE[0])
+
+
+def test_keypoints_visible_hidden_and_skeleton() -> None:
+    """Visible keypoints are filled squares, hidden ones hollow, each in its own colour; v = 0 draws nothing;
+    the skeleton joins labelled keypoints in the class colour."""
+    rgb, inst, coco = _scene()
+    coco["categories"][0].update(keypoints=["a", "b", "c"], skeleton=[[1, 2], [2, 3]])
+    coco["annotations"][0]["keypoints"] = [40.5, 50.5, 2, 60.5, 50.5, 1, 0, 0, 0]
+    out = overlay.compose(rgb, inst, coco, {"cube": (1.0, 0.0, 0.0)})
+    np.testing.assert_allclose(out[50, 40, :3], overlay.KEYPOINT_VISIBLE)  # filled: the centre pixel too
+    np.testing.assert_allclose(out[48, 38, :3], overlay.KEYPOINT_VISIBLE)
+    np.testing.assert_allclose(out[48, 58, :3], overlay.KEYPOINT_HIDDEN)  # hollow: outline only
+    assert np.abs(out[50, 60, :3] - overlay.KEYPOINT_HIDDEN).max() > 0.3
+    np.testing.assert_allclose(out[50, 50, :3], [1.0, 0.0, 0.0])  # the skeleton between them
+    np.testing.assert_allclose(out[1, 1, :3], 0.5)  # v = 0 (x = y = 0): nothing drawn at the origin

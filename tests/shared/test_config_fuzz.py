@@ -14,6 +14,7 @@ from shared.config import (
     ConfigError,
     DatasetConfig,
     DistractorRandomizer,
+    KeypointSpec,
     MixtureComponent,
     PoseRandomizer,
     WeatherRandomizer,
@@ -22,7 +23,11 @@ from shared.config import (
 
 
 def _bases() -> list[dict]:
-    full = apply_preset(DatasetConfig(classes=(ClassSpec("chair", 0, objects=("Chair",)),)), "all")
+    corners = KeypointSpec(
+        "local", ("a", "b", "c"), ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)), (("a", "b"),), (("b", "c"),)
+    )
+    classes = (ClassSpec("chair", 0, objects=("Chair",)), ClassSpec("board", 1, keypoints=corners))
+    full = apply_preset(DatasetConfig(classes=classes), "all")
     full = dataclasses.replace(
         full,
         pose=PoseRandomizer(surfaces=("Table",)),

@@ -139,3 +139,61 @@ def test_message_lists_at_most_ten_with_counts(tmp_path):
     msg = str(err.value)
     assert "16 problem(s)" in msg and "unknown_category: 16" in msg
     assert msg.count("\n  - ") == 10 and "and 6 more" in msg
+
+
+def _keypoint_dataset(tmp_path):
+    """Category 1 with two keypoints; its annotations carry them (one visible, one outside the image)."""
+    data = _dataset(tmp_path)
+    data["categories"][1].update(keypoints=["tip", "base"], skeleton=[[1, 2]])
+    for a in data["annotations"]:
+        if a["category_id"] == 1:
+            a.update(keypoints=[2.5, 1.25, 2, 0, 0, 0], num_keypoints=1)
+    return data
+
+
+def test_keypoints_load(tmp_path):
+    data = _keypoint_dataset(tmp_path)
+    loaded = load_coco(_write(tmp_path, data))
+    assert loaded.skipped == []
+    assert [a["keypoints"] for a in loaded.data["annotations"] if a["category_id"] == 1][0] == [2.5, 1.25, 2, 0, 0, 0]
+
+
+def _first_kp(d):
+    return next(a for a in d["annotations"] if a["category_id"] == 1)
+
+
+@pytest.mark.parametrize(
+    "corrupt, text",
+    [
+        (lambda d: _first_kp(d).update(keypoints=[1, 1, 2]), "3 * 2 numbers"),
+        (lambda d: _first_kp(d).update(keypoints=[1, 1, 3, 0, 0, 0]), "must be 0, 1 or 2"),
+        (lambda d: _first_kp(d).update(keypoints=[1, None, 2, 0, 0, 0]), "not a finite number"),
+        (lambda d: _first_kp(d).update(num_keypoints=2), "num_keypoints is 2"),
+        (lambda d: _first_kp(d).pop("keypoints"), "has 2 keypoints but the annotation has none"),
+        (lambda d: d["annotations"][0].update(keypoints=[1, 1, 2]), "category 0 defines none"),
+    ],
+)
+def test_bad_keypoints_raise_or_are_skipped(tmp_path, corrupt, text):
+    data = _keypoint_dataset(tmp_path)
+    corrupt(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(CocoError, match="bad_keypoints") as err:
+        load_coco(path)
+    assert text in str(err.value)
+    loaded = load_coco(path, on_problem="skip")
+    assert loaded.skip_summary() == {"bad_keypoints": 1} and len(loaded.data["annotations"]) == 5
+
+
+@pytest.mark.parametrize(
+    "keypoints, skeleton, text",
+    [([], [], "non-empty list"), (["a", "a"], [], "repeat"), (["a", "b"], [[0, 1]], "1-based"), ("ab", [], "names")],
+)
+def test_bad_keypoint_category_is_left_out(tmp_path, keypoints, skeleton, text):
+    data = _keypoint_dataset(tmp_path)
+    data["categories"][1].update(keypoints=keypoints, skeleton=skeleton)
+    path = _write(tmp_path, data)
+    with pytest.raises(CocoError, match=text):
+        load_coco(path)
+    loaded = load_coco(path, on_problem="skip")
+    assert loaded.skip_summary() == {"bad_keypoints": 1, "unknown_category": 3}
+    assert [c["id"] for c in loaded.data["categories"]] == [0]

@@ -64,7 +64,23 @@ def setup() -> None:
     pg.render.resolution, pg.render.samples = (160, 120), 4
     pg.background.mode = "color"
     scene.blendset.output_dir = os.path.join(OUT, "dataset") + os.sep
+    add_cube_keypoints(pg)
     expand_all_panels()
+
+
+def add_cube_keypoints(pg) -> None:
+    """The cube class's keypoints block in use (its four top corners, a skeleton around them), drawn in the
+    panel and over the preview."""
+    pg.classes_index = 0
+    kp = pg.classes[0].keypoints
+    kp.enabled, kp.source = True, "local"
+    names = ["c0", "c1", "c2", "c3"]
+    kp.names = ",".join(names)
+    for k, corner in enumerate([(-0.5, -0.5, 0.5), (0.5, -0.5, 0.5), (0.5, 0.5, 0.5), (-0.5, 0.5, 0.5)]):
+        bpy.ops.blendset.row_edit(data_path=f"{kp.path_from_id()}.coordinates", action="ADD")
+        kp.coordinates[k].value = corner
+        bpy.ops.blendset.row_edit(data_path=f"{kp.path_from_id()}.skeleton", action="ADD")
+        kp.skeleton[k].v0, kp.skeleton[k].v1 = names[k], names[(k + 1) % 4]
 
 
 def expand_all_panels() -> None:

@@ -71,6 +71,8 @@ def test_panel_screenshot(blender_binary: str, tmp_path) -> None:
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert proc.returncode == 0 and (out / "window.png").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if "File" in line and "blendset" in line]
+    assert not ours, "\n".join(ours)  # a traceback through the add-on: a panel that failed to draw
 
     region = json.loads((out / "regions.json").read_text())
     window = Image.open(out / "window.png").convert("RGB")
@@ -87,6 +89,9 @@ def test_panel_screenshot(blender_binary: str, tmp_path) -> None:
     assert preview.shape == (120, 160, 3)
     cube = np.array([0.9, 0.3, 0.1]) * 255  # the class colour boxes and names are drawn in
     assert (np.abs(preview - cube).max(axis=2) <= 2).sum() > 20
+    visible = np.array([0.2, 1.0, 0.3]) * 255  # the cube's keypoints (overlay.KEYPOINT_VISIBLE / _HIDDEN)
+    hidden = np.array([1.0, 0.85, 0.1]) * 255
+    assert sum((np.abs(preview - c).max(axis=2) <= 2).sum() for c in (visible, hidden)) >= 8
 
     # Generate ran as a modal operator from a click, and Esc after two frames cancelled it cleanly
     run = json.loads((out / "generate.json").read_text())

@@ -1,4 +1,4 @@
-"""`blendset bench digits|variability`: the real-data protocols behind Blendset's claims."""
+"""`blendset bench boards|digits|variability`: the real-data protocols behind Blendset's claims."""
 
 import click
 
@@ -8,6 +8,7 @@ from trainer.commands.lazy import LazyGroup
 @click.group(
     cls=LazyGroup,
     lazy_subcommands={
+        "boards": "trainer.commands.bench_boards:boards",
         "digits": "trainer.commands.bench_digits:digits",
         "variability": "trainer.commands.bench_variability:variability",
     },

@@ -67,7 +67,8 @@ def eval_cmd(
     quiet,
 ):
     """Write RUN/eval/<name>/: metrics.json, per_class.csv, confusion_matrix.csv/.png, pr_curves.png (detection),
-    by_<attr>.csv/.png, and detections.json (detection) or predictions.csv (classification).
+    by_<attr>.csv/.png, and detections.json (detection) or predictions.csv (classification). A keypoint run
+    writes metrics.json, keypoints.json, per_keypoint.csv, keypoints_overlay.png (and board_pose.csv).
 
     \b
       blendset eval --model runs/finetune --data real_test/ --by-attribute occlusion:4
@@ -112,6 +113,26 @@ def summary_text(metrics: dict) -> str:
         )
         for row in metrics["per_class"][:5]:
             lines.append(f"  {row['name']:<20} AP {fmt(row['AP'])}  recall {fmt(row['recall'])}")
+    elif metrics.get("task") == "keypoints":
+        fmt = lambda v, spec=".3f": "n/a" if v is None else format(v, spec)
+        box, kp, err = metrics["box"], metrics["keypoints"]["oks"], metrics["keypoints"]["errors"]
+        pck = " ".join(f"PCK@{t} {fmt(v)}" for t, v in err["pck"].items())
+        lines.append(
+            f"keypoints on {metrics['images']} images: OKS AP {fmt(kp['AP'])} AP50 {fmt(kp['AP50'])} "
+            f"AP75 {fmt(kp['AP75'])} (sigma {metrics['oks_sigma']:g}) | box mAP {fmt(box['mAP'])} "
+            f"AP50 {fmt(box['AP50'])}"
+        )
+        lines.append(
+            f"error px: mean {fmt(err['mean_px'], '.2f')} median {fmt(err['median_px'], '.2f')} | {pck} | "
+            f"{err['matched']} matched, {err['unmatched_gt']} missed"
+        )
+        pose = metrics["keypoints"]["pose"]
+        if pose:
+            r, t = pose["rotation_deg"], pose["translation_mm"]
+            lines.append(
+                f"board pose ({pose['solved']}/{pose['images']} solved): rotation median {fmt(r['median'], '.2f')} "
+                f"deg, translation median {fmt(t['median'], '.1f')} mm"
+            )
     elif metrics.get("task") == "classify":
         lines.append(f"accuracy {metrics['accuracy']:.3f} (worst classes first):")
         for row in metrics["per_class"][:5]:

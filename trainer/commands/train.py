@@ -1,4 +1,4 @@
-"""`blendset train detect|classify|regress`."""
+"""`blendset train detect|keypoints|classify|regress`."""
 
 import click
 
@@ -9,9 +9,10 @@ from trainer.commands.lazy import LazyGroup
     cls=LazyGroup,
     lazy_subcommands={
         "detect": "trainer.commands.train_detect:detect",
+        "keypoints": "trainer.commands.train_keypoints:keypoints",
         "classify": "trainer.commands.train_classify:classify",
         "regress": "trainer.commands.train_regress:regress",
     },
 )
 def train() -> None:
-    """Train a detector, classifier or render-parameter regressor on COCO datasets."""
+    """Train a detector, keypoint detector, classifier or render-parameter regressor on COCO datasets."""

@@ -27,7 +27,8 @@ def _check_source(ctx, param, values):
 
 
 def train_options(task: str) -> Callable:
-    """Decorator adding the flags `train detect` and `train classify` share, with ``task``'s defaults."""
+    """Decorator adding the flags `train detect`, `train keypoints` and `train classify` share, with ``task``'s
+    defaults."""
     from trainer.training.spec import TASK_DEFAULTS, RunSpec
 
     defaults = {**{k: v.default for k, v in RunSpec.__dataclass_fields__.items()}, **TASK_DEFAULTS[task]}
@@ -71,7 +72,7 @@ def train_options(task: str) -> Callable:
             default=default_augment,
             show_default=True,
             metavar="NAME|RECIPE",
-            help="Preset (none, hflip, basic, strong, weather), a YAML/JSON recipe file, or inline YAML.",
+            help="Preset (none, hflip, basic, strong, weather, keypoints), a YAML/JSON recipe file, or inline YAML.",
         ),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pth."),
         click.option(

@@ -1,6 +1,6 @@
 """From training sources to data loaders: open each source, check they share one class list, mix them per batch.
 
-Every task uses these (detect, classify, regress), so the sample order, its split across DDP ranks and the
+Every task uses these (detect, keypoints, classify, regress), so the sample order, its split across DDP ranks and the
 loader settings are the same everywhere.
 """
 

@@ -1,7 +1,7 @@
-"""Augmentation with ``torchvision.transforms.v2``: boxes and masks move with the pixels.
+"""Augmentation with ``torchvision.transforms.v2``: boxes, masks and keypoints move with the pixels.
 
 A policy is a list of steps ``[(op, params), ...]``. It comes from a preset name (``none``, ``hflip``, ``basic``,
-``strong``, ``weather``), a YAML/JSON recipe file, or an inline YAML list on the command line::
+``strong``, ``weather``, ``keypoints``), a YAML/JSON recipe file, or an inline YAML list on the command line::
 
     --augment strong
     --augment recipe.yaml
@@ -13,6 +13,8 @@ Recipe file (YAML or JSON): either the list itself or ``{"steps": [...]}``. Oper
   hflip        p=0.5
   vflip        p=0.5
   scale_crop   scale=[0.5, 1.0]  (share of the image kept; detection crops keep boxes that stay visible)
+  affine       p=0.5 degrees=10 translate=0.05 scale=[0.9, 1.1] shear=0  (rotation, shift as a share of the
+               side, zoom, shear in degrees)
   color_jitter brightness=0.3 contrast=0.3 saturation=0.3 hue=0.02
   grayscale    p=0.1
   blur         p=0.3 sigma=[0.1, 2.0] kernel=5
@@ -21,11 +23,20 @@ Recipe file (YAML or JSON): either the list itself or ``{"steps": [...]}``. Oper
   snow         p=0.2 intensity=0.5   (flake overlay from shared.post)
 
 Unknown operations or parameters raise ``DataError`` naming them.
+
+Keypoints (``keypoint_transforms``) are an ``N x K x 3`` tensor of ``(x, y, visibility)`` in continuous pixel
+coordinates, (0, 0) the top-left corner of the top-left pixel, as COCO and torchvision's boxes use them. v2 does
+not move a plain tensor (and ``tv_tensors.KeyPoints`` only exists from torchvision 0.23), so the geometric steps
+here (``scale_crop``, ``affine``, flips) are (image, target) transforms that move them with the same mapping as
+the pixels; a keypoint that leaves the image gets visibility 0 and (0, 0), COCO's "not labelled". A mirrored
+board is not a board: ``hflip``/``vflip`` are refused for keypoints unless the dataset names which keypoint
+becomes which (``flip_index``, from the category's ``keypoint_flip_map``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -49,12 +60,16 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
         ("rain", {}),
         ("snow", {}),
     ],
-}
+    # everything that keeps a keypoint's identity: no flips
+    "keypoints": [("scale_crop", {"scale": [0.7, 1.0]}), ("affine", {}), ("color_jitter", {}), ("grayscale", {}),
+                  ("blur", {}), ("noise", {})],
+}  # fmt: skip
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "hflip": {"p": 0.5},
     "vflip": {"p": 0.5},
     "scale_crop": {"scale": [0.5, 1.0]},
+    "affine": {"p": 0.5, "degrees": 10.0, "translate": 0.05, "scale": [0.9, 1.1], "shear": 0.0},
     "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.02},
     "grayscale": {"p": 0.1},
     "blur": {"p": 0.3, "sigma": [0.1, 2.0], "kernel": 5},
@@ -176,16 +191,34 @@ def _weather(kind: str, intensity: float) -> Callable[[torch.Tensor], torch.Tens
     return apply
 
 
-def _steps(policy: list[tuple[str, dict]], detection: bool, size: int | None) -> tuple[list, list]:
+def _steps(
+    policy: list[tuple[str, dict]], detection: bool, size: int | None, keypoints: bool = False,
+    flip_index: list[int] | None = None,
+) -> tuple[list, list]:  # fmt: skip
     """Split into steps on uint8 (geometry, colour) and steps on float pixels (blur, noise, weather)."""
     from torchvision.transforms import v2
 
     before, after = [], []
     for op, p in policy:
-        if op == "hflip":
+        if op in ("hflip", "vflip") and keypoints:
+            if flip_index is None:
+                raise DataError(
+                    f"augmentation {op!r} is refused for keypoints: a mirrored board is not a board, and a flip "
+                    "would need to know which keypoint becomes which. Give the category a 'keypoint_flip_map' "
+                    "(pairs of keypoint names), or use --augment keypoints or a recipe without flips"
+                )
+            before.append(KeypointFlip(op == "hflip", flip_index, p["p"]))
+        elif op == "hflip":
             before.append(v2.RandomHorizontalFlip(p["p"]))
         elif op == "vflip":
             before.append(v2.RandomVerticalFlip(p["p"]))
+        elif op == "affine":
+            lo, hi = (float(v) for v in p["scale"])
+            if detection:
+                before.append(RandomAffine(p["p"], p["degrees"], p["translate"], (lo, hi), p["shear"]))
+            else:
+                affine = v2.RandomAffine(p["degrees"], (p["translate"],) * 2, (lo, hi), p["shear"] or None)
+                before.append(v2.RandomApply([affine], p["p"]))
         elif op == "scale_crop":
             lo, hi = (float(v) for v in p["scale"])
             if detection:
@@ -211,6 +244,7 @@ class ScaleCrop:
     """Random crop keeping a share ``[lo, hi]`` of each side, resized back to the input size, for detection.
 
     Boxes are clipped to the crop by v2; the ones that leave it are removed afterwards by ``DropEmptyBoxes``.
+    Keypoints move with the pixels; the ones cut off become "not labelled".
     """
 
     def __init__(self, lo: float, hi: float):
@@ -236,18 +270,123 @@ def _crop_pair(image, target, top, left, height, width):
     target["boxes"] = F.clamp_bounding_boxes(F.crop(target["boxes"], top, left, height, width))
     if "masks" in target:
         target["masks"] = F.crop(target["masks"], top, left, height, width)
+    if "keypoints" in target:
+        shift = torch.tensor([[1.0, 0.0, -left], [0.0, 1.0, -top]])
+        target["keypoints"] = move_keypoints(target["keypoints"], shift, height, width)
     return image, target
 
 
 def _resize_pair(image, target, height, width):
     from torchvision.transforms.v2 import functional as F
 
+    old_h, old_w = image.shape[-2:]
     image = F.resize(image, [height, width], antialias=True)
     target = dict(target)
     target["boxes"] = F.resize(target["boxes"], [height, width])
     if "masks" in target:
         target["masks"] = F.resize(target["masks"], [height, width])
+    if "keypoints" in target:
+        scale = torch.tensor([[width / old_w, 0.0, 0.0], [0.0, height / old_h, 0.0]])
+        target["keypoints"] = move_keypoints(target["keypoints"], scale, height, width)
     return image, target
+
+
+def move_keypoints(keypoints: torch.Tensor, matrix: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Map ``N x K x 3`` keypoints by a 2 x 3 matrix in continuous pixel coordinates; the ones that land outside
+    the ``height`` x ``width`` image (or were not labelled) become ``(0, 0, 0)``."""
+    if keypoints.numel() == 0:
+        return keypoints
+    xy = keypoints[..., :2] @ matrix[:, :2].T.to(keypoints.dtype) + matrix[:, 2].to(keypoints.dtype)
+    inside = (xy[..., 0] >= 0) & (xy[..., 0] <= width) & (xy[..., 1] >= 0) & (xy[..., 1] <= height)
+    keep = inside & (keypoints[..., 2] > 0)
+    out = torch.zeros_like(keypoints)
+    out[..., :2] = torch.where(keep[..., None], xy, torch.zeros_like(xy))
+    out[..., 2] = torch.where(keep, keypoints[..., 2], torch.zeros_like(keypoints[..., 2]))
+    return out
+
+
+def affine_matrix(
+    center: tuple[float, float], angle: float, translate: tuple[float, float], scale: float,
+    shear: tuple[float, float],
+) -> torch.Tensor:  # fmt: skip
+    """The forward 2 x 3 map of ``torchvision.transforms.v2.functional.affine`` for points: ``M = T C RSS C^-1``
+    (translation, centre, rotation-scale-shear as its docstring writes them), ``center`` in continuous pixel
+    coordinates (the image's is ``(W / 2, H / 2)``)."""
+    rot, sx, sy = math.radians(angle), math.radians(shear[0]), math.radians(shear[1])
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -math.cos(rot - sy) * math.tan(sx) / math.cos(sy) - math.sin(rot)
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = -math.sin(rot - sy) * math.tan(sx) / math.cos(sy) + math.cos(rot)
+    cx, cy = center
+    tx, ty = translate
+    linear = [[scale * a, scale * b], [scale * c, scale * d]]
+    offset_x = cx + tx - linear[0][0] * cx - linear[0][1] * cy
+    offset_y = cy + ty - linear[1][0] * cx - linear[1][1] * cy
+    return torch.tensor([[linear[0][0], linear[0][1], offset_x], [linear[1][0], linear[1][1], offset_y]])
+
+
+class RandomAffine:
+    """With probability ``p``: rotate by up to ``degrees``, shift by up to ``translate`` of each side, zoom by
+    ``scale``, shear by up to ``shear`` degrees; image (bilinear), boxes, masks and keypoints together."""
+
+    def __init__(self, p: float, degrees: float, translate: float, scale: tuple[float, float], shear: float):
+        if not 0 < scale[0] <= scale[1]:
+            raise DataError(f"affine scale must satisfy 0 < lo <= hi, got {list(scale)}")
+        self.p, self.degrees, self.translate = float(p), float(degrees), float(translate)
+        self.scale, self.shear = scale, float(shear)
+
+    def __call__(self, image, target):
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
+        if not torch.rand(()) < self.p:
+            return image, target
+        h, w = image.shape[-2:]
+        u = torch.rand(6).tolist()
+        angle = self.degrees * (2 * u[0] - 1)
+        shift = [round(self.translate * w * (2 * u[1] - 1)), round(self.translate * h * (2 * u[2] - 1))]
+        zoom = self.scale[0] + (self.scale[1] - self.scale[0]) * u[3]
+        shear = [self.shear * (2 * u[4] - 1), self.shear * (2 * u[5] - 1)]
+        args = {"angle": angle, "translate": shift, "scale": zoom, "shear": shear}
+        image = F.affine(image, **args, interpolation=InterpolationMode.BILINEAR)
+        target = dict(target)
+        target["boxes"] = F.affine(target["boxes"], **args)
+        if "masks" in target:
+            target["masks"] = F.affine(target["masks"], **args)
+        if "keypoints" in target:
+            matrix = affine_matrix((w / 2, h / 2), angle, (shift[0], shift[1]), zoom, (shear[0], shear[1]))
+            target["keypoints"] = move_keypoints(target["keypoints"], matrix, h, w)
+        return image, target
+
+    def __repr__(self) -> str:
+        return f"RandomAffine(p={self.p}, degrees={self.degrees}, translate={self.translate}, scale={self.scale})"
+
+
+class KeypointFlip:
+    """Horizontal (or vertical) flip with probability ``p`` that also renames the keypoints: keypoint ``i``
+    becomes keypoint ``flip_index[i]`` (a left corner becomes the matching right one)."""
+
+    def __init__(self, horizontal: bool, flip_index: list[int], p: float):
+        self.horizontal, self.flip_index, self.p = horizontal, list(flip_index), float(p)
+
+    def __call__(self, image, target):
+        from torchvision.transforms.v2 import functional as F
+
+        if not torch.rand(()) < self.p:
+            return image, target
+        h, w = image.shape[-2:]
+        flip = F.horizontal_flip if self.horizontal else F.vertical_flip
+        image = flip(image)
+        target = dict(target)
+        target["boxes"] = flip(target["boxes"])
+        if "masks" in target:
+            target["masks"] = flip(target["masks"])
+        matrix = [[-1.0, 0.0, w], [0.0, 1.0, 0.0]] if self.horizontal else [[1.0, 0.0, 0.0], [0.0, -1.0, h]]
+        moved = move_keypoints(target["keypoints"], torch.tensor(matrix), h, w)
+        renamed = torch.empty_like(moved)
+        renamed[:, self.flip_index] = moved
+        target["keypoints"] = renamed
+        return image, target
 
 
 class DropEmptyBoxes:
@@ -262,7 +401,7 @@ class DropEmptyBoxes:
         if bool(keep.all()):
             return image, target
         target = dict(target)
-        for key in ("boxes", "labels", "area", "iscrowd", "masks"):
+        for key in ("boxes", "labels", "area", "iscrowd", "masks", "keypoints"):
             if key in target:
                 target[key] = target[key][keep]
         return image, target
@@ -274,6 +413,16 @@ def detection_transforms(policy: list[tuple[str, dict]] | str | None = None):
 
     policy = parse_policy(policy) if not isinstance(policy, list) else policy
     before, after = _steps(policy, detection=True, size=None)
+    return v2.Compose([*before, DropEmptyBoxes(), v2.ToDtype(torch.float32, scale=True), *after])
+
+
+def keypoint_transforms(policy: list[tuple[str, dict]] | str | None = None, flip_index: list[int] | None = None):
+    """Train/eval pipeline for keypoint detection: as :func:`detection_transforms`, with keypoints moving through
+    every geometric step; flips only with a ``flip_index`` (DataError otherwise)."""
+    from torchvision.transforms import v2
+
+    policy = parse_policy(policy) if not isinstance(policy, list) else policy
+    before, after = _steps(policy, detection=True, size=None, keypoints=True, flip_index=flip_index)
     return v2.Compose([*before, DropEmptyBoxes(), v2.ToDtype(torch.float32, scale=True), *after])
 
 

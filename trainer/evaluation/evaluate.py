@@ -13,6 +13,11 @@ Files written (all atomically):
   detections.json         detection: COCO results format (image_id, category_id, bbox xywh, score)
   predictions.csv         classification: index,image_id,annotation_id,true,pred,score (true/pred are class names)
 
+Keypoint checkpoints get their own set: metrics.json (box AP, keypoint OKS AP, pixel errors and PCK at 2 and
+5 px, board pose errors when the images carry ``board`` calibration records), keypoints.json (COCO keypoint
+results), per_keypoint.csv (mean error per keypoint), board_pose.csv (with board records) and
+keypoints_overlay.png (a few images, predicted vs ground-truth keypoints).
+
 A ``regress`` checkpoint is handed to ``trainer.evaluation.regress.evaluate_regression``; the files themselves
 are written by ``trainer/evaluation/report.py``.
 """
@@ -47,6 +52,7 @@ from trainer.evaluation.report import (
     plot_bins,
     plot_class_accuracy,
     plot_confusion,
+    plot_keypoint_overlay,
     plot_pr_curves,
     safe_name,
     write_csv,
@@ -110,6 +116,10 @@ def evaluate_run(
         metrics = _evaluate_detection(
             ckpt, data_path, out_dir, specs, device, batch_size, workers, score_threshold, iou_threshold, skip_bad, note
         )
+    elif ckpt["task"] == "keypoints":
+        if specs:
+            raise DataError("--by-attribute is not available for keypoint runs yet")
+        metrics = _evaluate_keypoints(ckpt, data_path, out_dir, device, batch_size, workers, skip_bad, note)
     else:
         metrics = _evaluate_classification(
             ckpt,
@@ -292,6 +302,91 @@ def _slice_detection(gt, results, match, spec, iou_threshold, score_threshold) -
         )
     missing = sum(1 for v in per_image.values() if v is None)
     return {"attribute": name, "level": "image", "edges": edges, "bins": rows, "missing": missing}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Keypoints
+
+OVERLAY_IMAGES = 4
+
+
+def _evaluate_keypoints(ckpt, data_path, out_dir, device, batch_size, workers, skip_bad, note) -> dict[str, Any]:
+    from trainer.data.datasets import describe_skips, detection_collate
+    from trainer.data.keypoints import CocoKeypoints, check_same_keypoints
+    from trainer.data.transforms import keypoint_transforms
+    from trainer.evaluation.keypoints import board_pose_errors, keypoint_errors, oks_ap
+    from trainer.evaluation.predict import predict_keypoints
+    from trainer.training.keypoints import build_keypoint_model_from_checkpoint, resolve_sigma
+
+    ds = CocoKeypoints(data_path, keypoint_transforms([]), on_problem="skip" if skip_bad else "raise")
+    note(describe_skips(dataset_name(data_path), ds.skipped))
+    categories = _by_name(ckpt["categories"], ds.categories, data_path)
+    check_same_keypoints([("the model", list(ckpt["keypoint_names"])), (data_path, ds.keypoint_names)])
+    model = build_keypoint_model_from_checkpoint(ckpt).to(device)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=detection_collate
+    )
+    results = predict_keypoints(model, loader, device, categories)
+    gt = ds.coco_ground_truth()
+    sigma = resolve_sigma(ckpt.get("oks_sigma"))
+    sigmas = [sigma] * ds.num_keypoints
+    box = coco_evaluate(gt, results)["summary"]
+    oks = oks_ap(gt, results, sigmas)
+    errors = keypoint_errors(gt, results, thresholds=(2.0, 5.0), sigmas=sigmas)
+    pose = None
+    if any(isinstance(im.get("board"), dict) for im in gt["images"]):
+        grid = ((gt.get("info") or {}).get("board") or {}).get("inner_corners", (9, 6))
+        pose = board_pose_errors(
+            gt["images"], gt["annotations"], results, square_mm=25.0, grid=tuple(grid), sigmas=sigmas
+        )
+
+    write_json(os.path.join(out_dir, "keypoints.json"), results)
+    write_csv(os.path.join(out_dir, "per_keypoint.csv"), errors["per_keypoint"], ["index", "name", "mean_px", "n"])
+    if pose is not None:
+        rows = pose["rows"] + [{**f, "points": None} for f in pose["failed"]]
+        columns = ["image_id", "file_name", "points", "rotation_deg", "translation_mm", "reason"]
+        write_csv(os.path.join(out_dir, "board_pose.csv"), rows, columns)
+    plot_keypoint_overlay(
+        os.path.join(out_dir, "keypoints_overlay.png"), _overlay_panels(ds, gt, results, sigmas), ds.skeleton
+    )
+    return {
+        "images": len(ds),
+        "detections": len(results),
+        "oks_sigma": sigma,
+        "box": box,
+        "keypoints": {
+            "oks": oks,
+            "errors": {k: v for k, v in errors.items() if k != "per_keypoint"},
+            "per_keypoint": errors["per_keypoint"],
+            "pose": pose,
+        },
+        "skipped": [str(s) for s in ds.skipped],
+    }
+
+
+def _overlay_panels(ds, gt: dict, results: list[dict], sigmas: list[float]) -> list[dict]:
+    """The first images that hold labelled keypoints, each with its ground truth and the results matched to it."""
+    from trainer.data.datasets import read_image, resolve_image_path
+    from trainer.evaluation.keypoints import match_results
+
+    matched, _ = match_results(gt, results, sigmas)
+    k = ds.num_keypoints
+    panels = []
+    for info, anns in zip(ds.images, ds.anns, strict=True):
+        labelled = [a for a in anns if any(v > 0 for v in a["keypoints"][2::3])]
+        if not labelled:
+            continue
+        image = read_image(resolve_image_path(ds.source.images_root, info["file_name"]))
+        preds = [matched[a["id"]] for a in labelled if a["id"] in matched]
+        panels.append({
+            "image": image.permute(1, 2, 0).numpy(),
+            "gt": [np.asarray(a["keypoints"], float).reshape(k, 3) for a in labelled],
+            "pred": [np.asarray(r["keypoints"], float).reshape(k, 3) for r in preds],
+            "title": f"{info['file_name']}: " + (", ".join(f"score {r['score']:.2f}" for r in preds) or "no match"),
+        })  # fmt: skip
+        if len(panels) == OVERLAY_IMAGES:
+            break
+    return panels
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Model outputs as plain records: COCO detection results and (true, predicted, score) for classifiers.
+"""Model outputs as plain records: COCO detection and keypoint results, (true, predicted, score) for classifiers.
 
 Used by validation during training and by ``blendset eval``; scoring them is ``trainer/evaluation/metrics.py``.
 """
@@ -54,6 +54,37 @@ def _coco_results(out: dict, image_id: int, cat_ids: list[int], masks: bool) -> 
         if rles is not None:
             record["segmentation"] = rles[i]
         results.append(record)
+    return results
+
+
+@torch.inference_mode()
+def predict_keypoints(
+    model: torch.nn.Module, data_loader: Iterable, device: str, categories: list[dict], amp: bool = False
+) -> list[dict]:
+    """COCO keypoint results for every image in ``data_loader``: ``image_id``, ``category_id``, ``bbox`` xywh,
+    ``score``, ``keypoints`` flat ``[x, y, v] * K`` in COCO's continuous pixel coordinates (the model's own, see
+    ``trainer/data/keypoints.py``) and ``keypoint_scores`` (K values).
+
+    ``v`` is torchvision's predicted visibility, 1 for every keypoint: Keypoint R-CNN always places all K.
+    ``keypoint_scores`` are torchvision's ``keypoints_scores``, the heatmap logit at each peak; they are spatial
+    softmax logits (any constant can be added to a heatmap), so they rank keypoints but are no probability, and
+    are kept apart for that reason. COCO's OKS ignores both."""
+    model.eval()
+    cat_ids = [c["id"] for c in categories]
+    results = []
+    for images, targets in data_loader:
+        images = [img.to(device) for img in images]
+        with autocast(device, amp):
+            outputs = model(images)
+        for out, target in zip(outputs, targets, strict=False):
+            records = _coco_results(out, int(target["image_id"]), cat_ids, masks=False)
+            keep = [i for i, label in enumerate(out["labels"].tolist()) if 1 <= label <= len(cat_ids)]
+            points = out["keypoints"].float().cpu()[keep]
+            scores = out["keypoints_scores"].float().cpu()[keep]
+            for record, kps, kp_scores in zip(records, points, scores, strict=True):
+                record["keypoints"] = [round(float(v), 3) for v in kps.reshape(-1)]
+                record["keypoint_scores"] = [round(float(v), 3) for v in kp_scores]
+            results.extend(records)
     return results
 
 

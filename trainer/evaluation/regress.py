@@ -18,7 +18,7 @@ import torch
 from shared.atomic import atomic_path, atomic_write, write_json
 from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from trainer.models.build import get_classification_model
-from trainer.training.checkpoint import Checkpoint, find_checkpoint, load_checkpoint, load_model_state
+from trainer.training.checkpoint import Checkpoint, CheckpointError, find_checkpoint, load_checkpoint, load_model_state
 from trainer.training.loop import resolve_device
 from trainer.training.regress import (
     ParamRecords,
@@ -32,12 +32,12 @@ from trainer.training.regress import (
 
 
 def load_regressor(run_or_file: str, device: str = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
-    """A trained regressor (``best.pth`` preferred) in eval mode and its checkpoint; RegressError for a checkpoint
-    of another task or one whose weights do not fit."""
+    """A trained regressor (``best.pth`` preferred) in eval mode and its checkpoint; CheckpointError for a
+    checkpoint of another task or one whose weights do not fit."""
     path = find_checkpoint(run_or_file, prefer_best=True)
     ckpt = load_checkpoint(path)
     if ckpt.task != "regress":
-        raise RegressError(f"{path} is a {ckpt.task!r} checkpoint, not a regressor")
+        raise CheckpointError(f"{path} is a {ckpt.task!r} checkpoint, not a regressor")
     for key in ("targets", "target_ranges", "target_mean", "image_size"):
         if key not in ckpt:
             raise RegressError(f"{path}: regression checkpoint lacks {key!r}")

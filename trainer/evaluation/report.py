@@ -112,3 +112,35 @@ def plot_bins(path: str, sliced: dict, keys: Sequence[str]) -> None:
     ax.set_xlabel(sliced["attribute"])
     ax.legend()
     _save(plt, fig, path)
+
+
+def plot_keypoint_overlay(path: str, panels: Sequence[dict], skeleton: Sequence[Sequence[int]] = ()) -> None:
+    """A row of images with ground-truth keypoints (green rings) and the predictions matched to them (red
+    crosses on a skeleton line in red), for the README and a first look.
+
+    Each panel is ``{"image": HxWx3 uint8, "gt": [(K, 3) array], "pred": [(K, 3) array], "title": str}`` in COCO
+    continuous coordinates; the image is drawn with ``extent=(0, W, H, 0)`` so pixel (i, j) covers [i, i + 1] x
+    [j, j + 1] and a point lands where the data puts it. Only labelled ground truth (v > 0) is drawn.
+    """
+    plt = _figure()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=False):
+        image = np.asarray(panel["image"])
+        h, w = image.shape[:2]
+        ax.imshow(image, extent=(0, w, h, 0), cmap="gray" if image.ndim == 2 else None)
+        for gt in panel["gt"]:
+            seen = gt[:, 2] > 0
+            ax.scatter(gt[seen, 0], gt[seen, 1], s=28, facecolors="none", edgecolors="lime", linewidths=1.2)
+        for pred in panel["pred"]:
+            for a, b in skeleton:
+                ax.plot(pred[[a - 1, b - 1], 0], pred[[a - 1, b - 1], 1], color="red", linewidth=0.6, alpha=0.6)
+            ax.scatter(pred[:, 0], pred[:, 1], s=16, marker="x", color="red", linewidths=1.0)
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.set_title(panel.get("title", ""), fontsize=8)
+        ax.axis("off")
+    for ax in axes[0][len(panels) :]:
+        ax.axis("off")
+    fig.suptitle("keypoints: ground truth (green rings), prediction (red crosses)", fontsize=9)
+    _save(plt, fig, path)

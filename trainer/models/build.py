@@ -28,6 +28,10 @@ DETECTION_MODELS = (
     "retinanet_resnet50_fpn_v2",
     "fcos_resnet50_fpn",
 )
+KEYPOINT_MODELS = (
+    "keypointrcnn_mobilenet_v3_large_fpn",  # CPU-sized: MobileNetV3-Large FPN, a 4 x 128 keypoint head
+    "keypointrcnn_resnet50_fpn",  # torchvision's (ResNet-50 FPN, 8 x 512 head)
+)
 CLASSIFICATION_MODELS = (
     "resnet18",
     "resnet34",
@@ -167,6 +171,101 @@ def replace_detection_head(model: nn.Module, num_classes: int) -> None:
     nn.init.constant_(new.bias, float(old.bias.detach().mean()))
     head.cls_logits = new
     head.num_classes = num_classes
+
+
+def get_keypoint_model(
+    name: str,
+    num_classes: int,
+    num_keypoints: int,
+    weights: str = "none",
+    trainable_backbone_layers: int | None = None,
+    min_size: int = 320,
+    max_size: int = 512,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """A Keypoint R-CNN for ``num_classes`` object classes (background is added here) with ``num_keypoints``
+    keypoints per object.
+
+    ``keypointrcnn_mobilenet_v3_large_fpn`` is Keypoint R-CNN on torchvision's MobileNetV3-Large FPN backbone
+    (as ``fasterrcnn_mobilenet_v3_large_fpn``: two feature levels plus pooling, 15 anchors per place) with a
+    lighter keypoint head, 4 convolutions of 128 channels instead of 8 of 512, and 128 sampled RoIs per image
+    instead of 512, so at most 32 positive boxes per image reach the keypoint head: it trains from random
+    weights on a laptop CPU. ``keypointrcnn_resnet50_fpn`` is torchvision's model unchanged.
+
+    ``weights``: ``none``, ``imagenet`` (the backbone, from torchvision's local cache), ``coco`` (the person
+    keypoint model, resnet50 only; box and keypoint predictors replaced when classes or keypoints differ) or a
+    file (a state_dict or a Blendset checkpoint).
+    """
+    from torchvision.models import get_model, get_model_weights
+    from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
+
+    if name not in KEYPOINT_MODELS:
+        raise ModelError(f"unknown keypoint model {name!r}; choose from {', '.join(KEYPOINT_MODELS)}")
+    if num_keypoints < 1:
+        raise ModelError(f"a keypoint model needs at least one keypoint, got {num_keypoints}")
+    kwargs = {"min_size": min_size, "max_size": max_size}
+    if name == "keypointrcnn_mobilenet_v3_large_fpn":
+        if weights == "coco":
+            raise WeightsError(f"{name} has no COCO weights; use --weights imagenet, none or a file")
+        model = _keypointrcnn_mobilenet(num_classes + 1, num_keypoints, weights, trainable_backbone_layers, kwargs)
+    elif weights == "coco":
+        enum = get_model_weights(name).DEFAULT
+        cached_weights_file(enum)
+        model = get_model(name, weights=enum, trainable_backbone_layers=trainable_backbone_layers, **kwargs)
+        if num_classes + 1 != model.roi_heads.box_predictor.cls_score.out_features:
+            replace_detection_head(model, num_classes + 1)
+        if num_keypoints != model.roi_heads.keypoint_predictor.kps_score_lowres.out_channels:
+            in_channels = model.roi_heads.keypoint_predictor.kps_score_lowres.in_channels
+            model.roi_heads.keypoint_predictor = KeypointRCNNPredictor(in_channels, num_keypoints)
+    else:
+        backbone = None
+        if weights == "imagenet":
+            from torchvision.models import ResNet50_Weights
+
+            backbone = ResNet50_Weights.IMAGENET1K_V1
+            cached_weights_file(backbone)
+        model = get_model(
+            name, weights=None, weights_backbone=backbone, num_classes=num_classes + 1, num_keypoints=num_keypoints,
+            trainable_backbone_layers=trainable_backbone_layers if backbone is not None else None, **kwargs,
+        )  # fmt: skip
+    if weights not in ("none", None, "coco", "imagenet"):
+        load_weights_file(model, weights)
+    if freeze_backbone:
+        for p in model.backbone.body.parameters():
+            p.requires_grad_(False)
+    elif trainable_backbone_layers is not None and weights not in ("coco", "imagenet"):
+        _freeze_early_layers(model, trainable_backbone_layers)
+    return model
+
+
+def _keypointrcnn_mobilenet(num_classes: int, num_keypoints: int, weights: str, trainable_layers, kwargs) -> nn.Module:
+    from torchvision.models import MobileNet_V3_Large_Weights
+    from torchvision.models.detection import KeypointRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import mobilenet_backbone
+    from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    backbone_weights = None
+    if weights == "imagenet":
+        backbone_weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1
+        cached_weights_file(backbone_weights)
+    # as torchvision's fasterrcnn_mobilenet_v3_large_fpn: from random weights all 6 stages train with ordinary
+    # BatchNorm (frozen statistics of 0 and 1 would be no normalisation at all); from ImageNet 3 stages train
+    # and BatchNorm keeps the pretrained statistics
+    pretrained = backbone_weights is not None
+    trainable = (3 if trainable_layers is None else trainable_layers) if pretrained else 6
+    backbone = mobilenet_backbone(
+        backbone_name="mobilenet_v3_large", weights=backbone_weights, fpn=True, trainable_layers=trainable,
+        norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d,
+    )  # fmt: skip
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    head_channels = (128, 128, 128, 128)
+    return KeypointRCNN(
+        backbone, num_classes=num_classes, rpn_anchor_generator=anchors, box_batch_size_per_image=128,
+        keypoint_head=KeypointRCNNHeads(backbone.out_channels, head_channels),
+        keypoint_predictor=KeypointRCNNPredictor(head_channels[-1], num_keypoints), **kwargs,
+    )  # fmt: skip
 
 
 def get_classification_model(

@@ -11,7 +11,8 @@ leaves the previous checkpoint intact. :class:`Checkpoint` is that dict's typed 
   ``global_step``;
 - how good it is: ``metric_name``, ``metric_mode`` (``max`` or ``min``), ``best_metric``, ``best_epoch``;
 - ``task_state``: what the task needs to rebuild and use the model (detection ``min_size``/``max_size``/
-  ``masks``; classification ``image_size``/``grayscale``/``padding``; regression ``targets``,
+  ``masks``; keypoints ``min_size``/``max_size``/``num_keypoints``/``keypoint_names``/``skeleton``/``oks_sigma``;
+  classification ``image_size``/``grayscale``/``padding``; regression ``targets``,
   ``target_ranges``, ``target_mean``, ``image_size``, ``val_mse``, ``best_val_mse``; the refiner
   ``generator`` and ``step``). These keys are stored at
   the top level of the dict, as checkpoints of earlier versions have them, so both read the same way.

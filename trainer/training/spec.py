@@ -1,10 +1,11 @@
 """The one run specification of every training task: ``RunSpec``.
 
 A run is described by one dataclass: the settings every task shares (sources, run folder, optimisation,
-resume) plus one typed block of task settings (:class:`DetectOptions`, :class:`ClassifyOptions`,
-:class:`RegressOptions`). The commands build it from their flags (``RunSpec.build(task, **flags)``), the
-library functions (``train_detector`` ...) from their keywords, and it is saved flat as ``RUN/args.json`` and as
-``args`` in every checkpoint. Unknown settings are refused by name, before anything is written.
+resume) plus one typed block of task settings (:class:`DetectOptions`, :class:`KeypointOptions`,
+:class:`ClassifyOptions`, :class:`RegressOptions`). The commands build it from their flags
+(``RunSpec.build(task, **flags)``), the library functions (``train_detector`` ...) from their keywords, and it
+is saved flat as ``RUN/args.json`` and as ``args`` in every checkpoint. Unknown settings are refused by name,
+before anything is written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from shared.errors import BlendsetError
 
-TASKS = ("detect", "classify", "regress")
+TASKS = ("detect", "keypoints", "classify", "regress")
 
 
 class RunError(BlendsetError, RuntimeError):
@@ -29,6 +30,17 @@ class DetectOptions:
     trainable_backbone_layers: int | None = None
     min_size: int = 800
     max_size: int = 1333
+
+
+@dataclass
+class KeypointOptions:
+    """Keypoint R-CNN settings. ``oks_sigma`` is the OKS falloff per keypoint as a share of the object scale
+    (``sqrt(area)``) for ``--val``; None means ``trainer.evaluation.keypoints.BOARD_SIGMA``."""
+
+    trainable_backbone_layers: int | None = None
+    min_size: int = 320
+    max_size: int = 512
+    oks_sigma: float | None = None
 
 
 @dataclass
@@ -44,12 +56,16 @@ class RegressOptions:
     image_size: int = 128
 
 
-TaskOptions = DetectOptions | ClassifyOptions | RegressOptions
-OPTIONS = {"detect": DetectOptions, "classify": ClassifyOptions, "regress": RegressOptions}
+TaskOptions = DetectOptions | KeypointOptions | ClassifyOptions | RegressOptions
+OPTIONS = {
+    "detect": DetectOptions, "keypoints": KeypointOptions, "classify": ClassifyOptions, "regress": RegressOptions,
+}  # fmt: skip
 
 # Where a task's defaults differ from RunSpec's (these are what `blendset train TASK --help` shows).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "detect": {"model": "fasterrcnn_mobilenet_v3_large_fpn", "batch_size": 4, "augment": "hflip", "warmup_iters": 100},
+    "keypoints": {"model": "keypointrcnn_mobilenet_v3_large_fpn", "batch_size": 2, "lr": 0.01, "augment": "keypoints",
+                  "warmup_iters": 100},
     "classify": {"model": "resnet18", "batch_size": 32, "augment": "basic"},
     "regress": {"model": "resnet18", "batch_size": 16, "lr": 1e-3, "optimizer": "adamw", "augment": "none",
                 "device": "cpu", "workers": 0},
