@@ -1,5 +1,8 @@
 """The real chessboard set: 26 photos of a hand-held board, its keypoints, box, outline and pose, all measured.
 
+The module is long (about 580 lines) because it is the whole ground truth of the real set, and the code that
+measured the print's geometry stays beside the constants it justifies (a test re-measures them).
+
 The photos are OpenCV's own calibration samples, shipped by Debian's ``opencv-doc`` package in
 ``/usr/share/doc/opencv-doc/examples/data``: ``left01..left09, left11..left14`` and ``right01..right14`` (no
 ``*10``), 640x480 greyscale JPEGs of a board with 9x6 inner corners and 25 mm squares (``left_intrinsics.yml``

@@ -1,5 +1,9 @@
 """``evaluate_run``: score a trained run on a dataset and write the report into ``RUN/eval/<dataset-name>/``.
 
+This module is about 490 lines because it is `blendset eval` for every task in one place, one section per task
+(detection, keypoints, classification; regression is `regress.py`), so the command's behaviour reads top to
+bottom; the metrics themselves are in `metrics.py` and `keypoints.py`, the files in `report.py`.
+
 Files written (all atomically):
 
 \b
