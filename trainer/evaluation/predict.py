@@ -12,6 +12,16 @@ import torch
 from trainer.training.epoch import autocast, to_device
 
 
+def _detector_outputs(model: torch.nn.Module, data_loader: Iterable, device: str, amp: bool):
+    """``(output, target)`` for every image, the model in eval mode (torchvision detection models)."""
+    model.eval()
+    for images, targets in data_loader:
+        images = [img.to(device) for img in images]
+        with autocast(device, amp):
+            outputs = model(images)
+        yield from zip(outputs, targets, strict=False)
+
+
 @torch.inference_mode()
 def predict_detection(
     model: torch.nn.Module,
@@ -23,15 +33,10 @@ def predict_detection(
 ) -> list[dict]:
     """COCO results (``image_id``, ``category_id``, ``bbox`` xywh, ``score`` and, with ``masks``, RLE
     ``segmentation``) for every image in ``data_loader``."""
-    model.eval()
     cat_ids = [c["id"] for c in categories]
     results = []
-    for images, targets in data_loader:
-        images = [img.to(device) for img in images]
-        with autocast(device, amp):
-            outputs = model(images)
-        for out, target in zip(outputs, targets, strict=False):
-            results.extend(_coco_results(out, int(target["image_id"]), cat_ids, masks))
+    for out, target in _detector_outputs(model, data_loader, device, amp):
+        results.extend(_coco_results(out, int(target["image_id"]), cat_ids, masks))
     return results
 
 
@@ -69,22 +74,17 @@ def predict_keypoints(
     ``keypoint_scores`` are torchvision's ``keypoints_scores``, the heatmap logit at each peak; they are spatial
     softmax logits (any constant can be added to a heatmap), so they rank keypoints but are no probability, and
     are kept apart for that reason. COCO's OKS ignores both."""
-    model.eval()
     cat_ids = [c["id"] for c in categories]
     results = []
-    for images, targets in data_loader:
-        images = [img.to(device) for img in images]
-        with autocast(device, amp):
-            outputs = model(images)
-        for out, target in zip(outputs, targets, strict=False):
-            records = _coco_results(out, int(target["image_id"]), cat_ids, masks=False)
-            keep = [i for i, label in enumerate(out["labels"].tolist()) if 1 <= label <= len(cat_ids)]
-            points = out["keypoints"].float().cpu()[keep]
-            scores = out["keypoints_scores"].float().cpu()[keep]
-            for record, kps, kp_scores in zip(records, points, scores, strict=True):
-                record["keypoints"] = [round(float(v), 3) for v in kps.reshape(-1)]
-                record["keypoint_scores"] = [round(float(v), 3) for v in kp_scores]
-            results.extend(records)
+    for out, target in _detector_outputs(model, data_loader, device, amp):
+        records = _coco_results(out, int(target["image_id"]), cat_ids, masks=False)
+        keep = [i for i, label in enumerate(out["labels"].tolist()) if 1 <= label <= len(cat_ids)]
+        points = out["keypoints"].float().cpu()[keep]
+        scores = out["keypoints_scores"].float().cpu()[keep]
+        for record, kps, kp_scores in zip(records, points, scores, strict=True):
+            record["keypoints"] = [round(float(v), 3) for v in kps.reshape(-1)]
+            record["keypoint_scores"] = [round(float(v), 3) for v in kp_scores]
+        results.extend(records)
     return results
 
 

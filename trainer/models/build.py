@@ -118,12 +118,18 @@ def get_detection_model(
         model = get_model(name, weights=None, weights_backbone=None, num_classes=num_classes + 1, **kwargs)
         if weights not in ("none", None):
             load_weights_file(model, weights)
+    _freeze(model, weights, freeze_backbone, trainable_backbone_layers)
+    return model
+
+
+def _freeze(model: nn.Module, weights: str | None, freeze_backbone: bool, trainable: int | None) -> None:
+    """``--freeze-backbone``, else ``--trainable-backbone-layers`` for weights torchvision did not already freeze
+    (its builders apply the count themselves for ``coco`` and ``imagenet``)."""
     if freeze_backbone:
         for p in model.backbone.body.parameters():
             p.requires_grad_(False)
-    elif trainable_backbone_layers is not None and weights not in ("coco", "imagenet"):
-        _freeze_early_layers(model, trainable_backbone_layers)
-    return model
+    elif trainable is not None and weights not in ("coco", "imagenet"):
+        _freeze_early_layers(model, trainable)
 
 
 def _freeze_early_layers(model: nn.Module, trainable: int) -> None:
@@ -230,11 +236,7 @@ def get_keypoint_model(
         )  # fmt: skip
     if weights not in ("none", None, "coco", "imagenet"):
         load_weights_file(model, weights)
-    if freeze_backbone:
-        for p in model.backbone.body.parameters():
-            p.requires_grad_(False)
-    elif trainable_backbone_layers is not None and weights not in ("coco", "imagenet"):
-        _freeze_early_layers(model, trainable_backbone_layers)
+    _freeze(model, weights, freeze_backbone, trainable_backbone_layers)
     return model
 
 
