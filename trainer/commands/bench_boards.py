@@ -14,7 +14,7 @@ from trainer.commands.options import device_option, out_option, quiet_option, se
     type=click.Choice(["toy", "small", "full"]),
     default="small",
     show_default=True,
-    help="toy: wiring check (minutes); small: the 2-core CPU run (not yet timed end to end; over 40 min); full: for a GPU.",
+    help="toy: wiring check (minutes); small: the 2-core CPU run (untimed end to end, over 40 min); full: GPU.",
 )
 @seed_option
 @device_option
